@@ -1,0 +1,10 @@
+//! `channel-plugin`: a Claude Code channel plugin.
+//!
+//! One MCP core ([`mcp`]) speaks newline-delimited JSON-RPC with Claude Code
+//! over stdio; bridges ([`http`], [`ws`]) connect it to the outside. The two
+//! halves meet only through [`bridge`].
+
+pub mod bridge;
+pub mod mcp;
+pub mod http;
+pub mod ws;

@@ -1,0 +1,61 @@
+//! `channel-plugin`: a Claude Code channel plugin binary.
+//!
+//! stdout is reserved for MCP frames; every log line goes to stderr.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use channel_plugin::{http, ws};
+
+#[derive(Parser)]
+#[command(name = "channel-plugin", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Loopback HTTP bridge: POST /inject in, SSE out (web UIs, phones).
+    Http(http::HttpArgs),
+    /// Outbound WebSocket bridge to an agent platform.
+    Ws(ws::WsArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // Logs never touch stdout: stdout belongs to the protocol.
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("channel-plugin: cannot start the async runtime: {err}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Http(args) => http::run(args).await,
+            Command::Ws(args) => ws::run(args).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            tracing::error!("{err:#}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! The MCP core: stdio JSON-RPC session with Claude Code.
