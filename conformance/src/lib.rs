@@ -1,0 +1,3 @@
+//! `channel-conformance`: the scenario suite and CI gate for channel plugins.
+
+pub mod release_gate;

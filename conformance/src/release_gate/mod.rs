@@ -1,0 +1,1 @@
+//! The real-Claude-Code release gate: record a release black-box, derive its profile, diff it.
