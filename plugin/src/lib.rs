@@ -5,6 +5,7 @@
 //! halves meet only through [`bridge`].
 
 pub mod bridge;
-pub mod mcp;
 pub mod http;
+pub mod mcp;
+pub mod shutdown;
 pub mod ws;
