@@ -1,0 +1,442 @@
+//! The connection task: connect out to the bridge, say `hello`, move frames
+//! both ways, and reconnect forever (with backoff) until the plugin shuts down.
+//!
+//! One connection at a time. Per connection: `hello` first, then everything
+//! the [`Outbox`](super::outbox::Outbox) holds, in order; after each batch a
+//! ping carrying the id of the last frame written, whose pong confirms
+//! delivery (see the outbox docs for the guarantee). A keepalive ping goes
+//! out every `ping_interval`; no pong for two intervals means the link is
+//! dead even if TCP has not noticed, so we drop it and reconnect.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::header::{HeaderValue, AUTHORIZATION};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use crate::bridge::{Behavior, ChannelEvent, EventId, PushError, VerdictError};
+
+use super::backoff::{Backoff, BackoffPolicy};
+use super::frame::{InFrame, OutFrame};
+use super::outbound::Outbound;
+
+type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// What the connection task needs from the MCP core. Implemented by
+/// [`crate::mcp::CoreHandle`]; tests use a recording fake.
+pub trait CoreLink: Send + Sync + 'static {
+    fn push(&self, event: ChannelEvent) -> Result<EventId, PushError>;
+    fn permission_verdict(&self, request_id: &str, behavior: Behavior) -> Result<(), VerdictError>;
+}
+
+impl CoreLink for crate::mcp::CoreHandle {
+    fn push(&self, event: ChannelEvent) -> Result<EventId, PushError> {
+        crate::mcp::CoreHandle::push(self, event)
+    }
+    fn permission_verdict(&self, request_id: &str, behavior: Behavior) -> Result<(), VerdictError> {
+        crate::mcp::CoreHandle::permission_verdict(self, request_id, behavior)
+    }
+}
+
+/// Everything the task needs to know, resolved from flags and env.
+#[derive(Clone)]
+pub struct ClientConfig {
+    /// `ws://` or `wss://`.
+    pub url: String,
+    /// Sent as `Authorization: Bearer …` on the upgrade request. Never logged.
+    pub token: Option<String>,
+    /// The `hello` frame (the same on every connection).
+    pub hello: OutFrame,
+    pub backoff: BackoffPolicy,
+    pub ping_interval: Duration,
+    /// Cap on TCP + TLS + upgrade handshake.
+    pub connect_timeout: Duration,
+    /// On shutdown, how long to wait for the close handshake.
+    pub close_timeout: Duration,
+}
+
+impl std::fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientConfig")
+            .field("url", &redact_url(&self.url))
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("backoff", &self.backoff)
+            .field("ping_interval", &self.ping_interval)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Log form of the URL: no query string (it may carry credentials).
+pub fn redact_url(url: &str) -> String {
+    match url.split_once('?') {
+        Some((base, _)) => format!("{base}?…"),
+        None => url.to_owned(),
+    }
+}
+
+/// Why one connection ended.
+#[derive(Debug)]
+enum Ended {
+    Shutdown,
+    Lost(String),
+}
+
+/// Run until `shutdown` turns true. Never returns early because the bridge
+/// is down: it keeps retrying, and the MCP side keeps working meanwhile.
+pub async fn run(
+    config: ClientConfig,
+    outbound: Arc<Outbound>,
+    core: Arc<dyn CoreLink>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut backoff = Backoff::new(config.backoff);
+    let url = redact_url(&config.url);
+    let mut failures_in_a_row = 0u32;
+    loop {
+        if *shutdown.borrow() {
+            break;
+        }
+        let connected = tokio::select! {
+            biased;
+            _ = shutdown.changed() => break,
+            result = connect(&config) => result,
+        };
+        match connected {
+            Ok(socket) => {
+                failures_in_a_row = 0;
+                tracing::info!(%url, "connected to the bridge");
+                let up_since = Instant::now();
+                let ended = drive(socket, &config, &outbound, core.as_ref(), &mut shutdown).await;
+                let requeued = outbound.lock().connection_lost();
+                backoff.connection_ended(up_since.elapsed());
+                match ended {
+                    Ended::Shutdown => break,
+                    Ended::Lost(why) => tracing::warn!(
+                        %url,
+                        requeued,
+                        up_ms = up_since.elapsed().as_millis() as u64,
+                        "bridge connection lost: {why}"
+                    ),
+                }
+            }
+            Err(why) => {
+                failures_in_a_row += 1;
+                tracing::warn!(%url, attempt = failures_in_a_row, "cannot connect to the bridge: {why}");
+            }
+        }
+        let delay = backoff.next_delay(&mut rand::rng());
+        let waiting = outbound.lock().len();
+        tracing::info!(
+            %url,
+            delay_ms = delay.as_millis() as u64,
+            attempt = backoff.attempt(),
+            waiting,
+            "reconnecting to the bridge in {} ms",
+            delay.as_millis()
+        );
+        tokio::select! {
+            biased;
+            _ = shutdown.changed() => break,
+            () = tokio::time::sleep(delay) => {}
+        }
+    }
+    let outbox = outbound.lock();
+    if outbox.is_empty() {
+        tracing::info!("bridge client stopped");
+    } else {
+        tracing::warn!(
+            frames = outbox.len(),
+            bytes = outbox.bytes(),
+            "bridge client stopped with frames not confirmed by the bridge; they are lost"
+        );
+    }
+}
+
+async fn connect(config: &ClientConfig) -> Result<Socket, String> {
+    let mut request = config
+        .url
+        .as_str()
+        .into_client_request()
+        .map_err(|err| format!("bad bridge URL: {err}"))?;
+    if let Some(token) = &config.token {
+        let mut value = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
+            "the token contains characters not allowed in an HTTP header".to_string()
+        })?;
+        value.set_sensitive(true);
+        request.headers_mut().insert(AUTHORIZATION, value);
+    }
+    match tokio::time::timeout(
+        config.connect_timeout,
+        tokio_tungstenite::connect_async(request),
+    )
+    .await
+    {
+        Ok(Ok((socket, _response))) => Ok(socket),
+        Ok(Err(err)) => Err(err.to_string()),
+        Err(_) => Err(format!(
+            "no WebSocket handshake within {} ms",
+            config.connect_timeout.as_millis()
+        )),
+    }
+}
+
+/// One connection, from `hello` to its end.
+async fn drive(
+    socket: Socket,
+    config: &ClientConfig,
+    outbound: &Outbound,
+    core: &dyn CoreLink,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Ended {
+    let (mut sink, mut stream) = socket.split();
+    if let Err(err) = sink.send(Message::text(config.hello.to_json())).await {
+        return Ended::Lost(format!("sending hello failed: {err}"));
+    }
+    let requeued = {
+        let mut outbox = outbound.lock();
+        outbox.connected();
+        outbox.len()
+    };
+    tracing::info!(waiting = requeued, "hello sent");
+
+    let mut writer = Writer {
+        sink: &mut sink,
+        last_written: 0,
+    };
+    if let Err(err) = writer.flush_outbox(outbound).await {
+        return Ended::Lost(err);
+    }
+
+    let mut ping = tokio::time::interval(config.ping_interval);
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ping.tick().await; // the first tick is immediate
+    let mut last_pong = Instant::now();
+
+    loop {
+        tokio::select! {
+            biased;
+            _ = shutdown.changed() => {
+                writer.close(outbound, &mut stream, config.close_timeout).await;
+                return Ended::Shutdown;
+            }
+            message = stream.next() => {
+                let message = match message {
+                    None => return Ended::Lost("the bridge closed the TCP connection".into()),
+                    Some(Err(err)) => return Ended::Lost(format!("read failed: {err}")),
+                    Some(Ok(message)) => message,
+                };
+                match message {
+                    Message::Text(text) => {
+                        if let Some(answer) = handle_text(text.as_str(), core) {
+                            if let Err(err) = writer.send_now(answer).await {
+                                return Ended::Lost(err);
+                            }
+                        }
+                    }
+                    Message::Binary(data) => {
+                        tracing::warn!(len = data.len(), "binary frame from the bridge refused");
+                        let answer = OutFrame::error(
+                            "binary frames are not supported; send JSON text frames",
+                        );
+                        if let Err(err) = writer.send_now(answer).await {
+                            return Ended::Lost(err);
+                        }
+                    }
+                    Message::Pong(payload) => {
+                        last_pong = Instant::now();
+                        writer.on_pong(&payload, outbound);
+                    }
+                    // tungstenite queues the pong itself and flushes it on the next read.
+                    Message::Ping(_) => {}
+                    Message::Close(frame) => {
+                        let why = match frame {
+                            Some(f) => format!("the bridge closed the connection ({} {:?})", u16::from(f.code), f.reason.as_str()),
+                            None => "the bridge closed the connection".to_string(),
+                        };
+                        // Let tungstenite send the close reply, briefly.
+                        let _ = tokio::time::timeout(Duration::from_secs(1), writer.sink.close()).await;
+                        return Ended::Lost(why);
+                    }
+                    Message::Frame(_) => {}
+                }
+            }
+            () = outbound.stored() => {
+                if let Err(err) = writer.flush_outbox(outbound).await {
+                    return Ended::Lost(err);
+                }
+            }
+            _ = ping.tick() => {
+                let silent = last_pong.elapsed();
+                if silent >= config.ping_interval * 2 {
+                    return Ended::Lost(format!(
+                        "no pong for {} ms (two ping intervals); the link is dead",
+                        silent.as_millis()
+                    ));
+                }
+                if let Err(err) = writer.ping().await {
+                    return Ended::Lost(err);
+                }
+            }
+        }
+    }
+}
+
+struct Writer<'a, S> {
+    sink: &'a mut S,
+    /// Outbox id of the last frame written on this connection (0: none).
+    last_written: u64,
+}
+
+impl<S> Writer<'_, S>
+where
+    S: futures_util::Sink<Message, Error = tokio_tungstenite::tungstenite::Error> + Unpin,
+{
+    /// Write everything pending, then a confirming ping.
+    async fn flush_outbox(&mut self, outbound: &Outbound) -> Result<(), String> {
+        loop {
+            let batch = outbound.lock().take_pending();
+            let Some(last) = batch.last() else {
+                return Ok(());
+            };
+            let last_id = last.id;
+            for entry in batch {
+                self.sink
+                    .feed(Message::text(entry.text))
+                    .await
+                    .map_err(|err| format!("write failed: {err}"))?;
+            }
+            self.sink
+                .flush()
+                .await
+                .map_err(|err| format!("write failed: {err}"))?;
+            self.last_written = last_id;
+            tracing::debug!(last_id, "frames written; asking for a pong to confirm");
+            self.ping().await?;
+        }
+    }
+
+    async fn ping(&mut self) -> Result<(), String> {
+        let payload = Bytes::copy_from_slice(&self.last_written.to_be_bytes());
+        self.sink
+            .send(Message::Ping(payload))
+            .await
+            .map_err(|err| format!("ping failed: {err}"))
+    }
+
+    fn on_pong(&mut self, payload: &[u8], outbound: &Outbound) {
+        let Ok(bytes) = <[u8; 8]>::try_from(payload) else {
+            tracing::debug!(
+                len = payload.len(),
+                "pong without our payload (unsolicited?)"
+            );
+            return;
+        };
+        let id = u64::from_be_bytes(bytes);
+        // Only frames actually written on this connection can be confirmed.
+        if id == 0 || id > self.last_written {
+            return;
+        }
+        let released = outbound.lock().confirm(id);
+        if released > 0 {
+            tracing::debug!(released, up_to = id, "bridge confirmed frames");
+        }
+    }
+
+    /// A direct answer on this connection (error frames): not queued, since
+    /// it only makes sense to the peer that sent the frame it answers.
+    async fn send_now(&mut self, frame: OutFrame) -> Result<(), String> {
+        self.sink
+            .send(Message::text(frame.to_json()))
+            .await
+            .map_err(|err| format!("write failed: {err}"))
+    }
+
+    /// Orderly end: write what is still pending, say goodbye, and wait
+    /// briefly for the bridge to confirm and acknowledge the close.
+    async fn close<R>(&mut self, outbound: &Outbound, stream: &mut R, timeout: Duration)
+    where
+        R: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>>
+            + Unpin,
+    {
+        let goodbye = async {
+            self.flush_outbox(outbound).await?;
+            let frame = CloseFrame {
+                code: CloseCode::Normal,
+                reason: "plugin shutting down".into(),
+            };
+            self.sink
+                .send(Message::Close(Some(frame)))
+                .await
+                .map_err(|err| format!("close failed: {err}"))?;
+            // Read until the bridge answers the close (pongs still confirm).
+            while let Some(Ok(message)) = stream.next().await {
+                match message {
+                    Message::Pong(payload) => self.on_pong(&payload, outbound),
+                    Message::Close(_) => break,
+                    _ => {}
+                }
+            }
+            Ok::<(), String>(())
+        };
+        match tokio::time::timeout(timeout, goodbye).await {
+            Ok(Ok(())) => tracing::info!("bridge connection closed"),
+            Ok(Err(err)) => tracing::warn!("closing the bridge connection: {err}"),
+            Err(_) => tracing::warn!("the bridge did not finish the close handshake in time"),
+        }
+    }
+}
+
+/// Handle one text frame; returns the error frame to answer with, if any.
+fn handle_text(text: &str, core: &dyn CoreLink) -> Option<OutFrame> {
+    match InFrame::parse(text) {
+        Err(err) => {
+            tracing::warn!(len = text.len(), "inbound frame refused: {err}");
+            Some(OutFrame::error(err.0))
+        }
+        Ok(InFrame::Inbound(event)) => {
+            let (chars, keys) = (
+                event.content.chars().count(),
+                event
+                    .meta
+                    .iter()
+                    .map(|(k, _)| k.as_str())
+                    .collect::<Vec<_>>()
+                    .join(","),
+            );
+            match core.push(event) {
+                Ok(id) => {
+                    tracing::info!(id, chars, meta = %keys, "inbound event pushed to Claude Code");
+                    None
+                }
+                Err(err) => {
+                    tracing::warn!(chars, "inbound event refused by the core: {err}");
+                    Some(OutFrame::error(format!("event not delivered: {err}")))
+                }
+            }
+        }
+        Ok(InFrame::Permission {
+            request_id,
+            behavior,
+        }) => match core.permission_verdict(&request_id, behavior) {
+            Ok(()) => {
+                tracing::info!(%request_id, %behavior, "permission verdict from the bridge relayed");
+                None
+            }
+            Err(err) => {
+                tracing::warn!(%request_id, "permission verdict refused: {err}");
+                Some(OutFrame::error(format!(
+                    "verdict for {request_id:?} not relayed: {err}"
+                )))
+            }
+        },
+    }
+}
