@@ -18,6 +18,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Loopback HTTP bridge: POST /inject in, SSE out (web UIs, phones).
+    #[command(after_long_help = http::HTTP_HELP_EXAMPLE, after_help = "Run with --help for an example.")]
     Http(http::HttpArgs),
     /// Outbound WebSocket bridge to an agent platform.
     Ws(ws::WsArgs),
@@ -51,6 +52,11 @@ fn main() -> ExitCode {
             Command::Ws(args) => ws::run(args).await,
         }
     });
+    // `tokio::io::stdin()` reads on a blocking thread that may sit in read(2)
+    // forever (after a signal, stdin is still open); dropping the runtime
+    // normally would wait for it. Everything that matters (discovery file
+    // removal, stdout flush) is done by now, so do not wait.
+    runtime.shutdown_background();
     match result {
         Ok(code) => code,
         Err(err) => {

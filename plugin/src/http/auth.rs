@@ -1,0 +1,209 @@
+//! Who may talk to the loopback endpoint: the shared secret (compared in
+//! constant time) and the Host/Origin checks against DNS rebinding.
+
+use std::fmt;
+
+use axum::http::{header, HeaderMap};
+use subtle::ConstantTimeEq;
+
+/// Header the existing opzero server sends instead of `Authorization`.
+pub const SECRET_HEADER: &str = "x-opzero-secret";
+
+/// The per-session shared secret. Its `Debug` is redacted so it cannot leak
+/// into logs by accident; only [`Secret::expose`] reveals it (for the
+/// discovery file).
+pub struct Secret(String);
+
+impl Secret {
+    /// 32 random bytes from the OS, hex-encoded.
+    pub fn generate() -> anyhow::Result<Self> {
+        let mut bytes = [0u8; 32];
+        getrandom::fill(&mut bytes)
+            .map_err(|err| anyhow::anyhow!("cannot get random bytes from the OS: {err}"))?;
+        Ok(Secret(hex::encode(bytes)))
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Constant-time comparison (the length is not secret: always 64).
+    pub fn matches(&self, candidate: &[u8]) -> bool {
+        self.0.as_bytes().ct_eq(candidate).into()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// `Authorization: Bearer <secret>` or `X-OPZero-Secret: <secret>`.
+pub fn check_secret(headers: &HeaderMap, secret: &Secret) -> Result<(), &'static str> {
+    let mut presented = false;
+    for value in headers.get_all(header::AUTHORIZATION) {
+        presented = true;
+        let bytes = value.as_bytes();
+        if bytes.len() > 7 && bytes[..7].eq_ignore_ascii_case(b"bearer ") {
+            let token = bytes[7..].trim_ascii();
+            if secret.matches(token) {
+                return Ok(());
+            }
+        }
+    }
+    for value in headers.get_all(SECRET_HEADER) {
+        presented = true;
+        if secret.matches(value.as_bytes().trim_ascii()) {
+            return Ok(());
+        }
+    }
+    Err(if presented {
+        "wrong secret"
+    } else {
+        "missing secret: send Authorization: Bearer <secret> (the secret is in the discovery file)"
+    })
+}
+
+/// The Host header must name this loopback listener exactly.
+pub fn check_host(headers: &HeaderMap, port: u16) -> Result<(), String> {
+    let Some(host) = headers.get(header::HOST) else {
+        return Err("missing Host header".into());
+    };
+    let host = host.to_str().unwrap_or("").to_ascii_lowercase();
+    if host == format!("127.0.0.1:{port}") || host == format!("localhost:{port}") {
+        Ok(())
+    } else {
+        Err(format!(
+            "Host {host:?} is not 127.0.0.1:{port} or localhost:{port}"
+        ))
+    }
+}
+
+/// A browser Origin, when present, must be a loopback one (any port: the
+/// opzero web UI runs on its own port).
+pub fn check_origin(headers: &HeaderMap) -> Result<(), String> {
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return Ok(());
+    };
+    let text = origin.to_str().unwrap_or("");
+    if origin_is_loopback(text) {
+        Ok(())
+    } else {
+        Err(format!("Origin {text:?} is not a loopback origin"))
+    }
+}
+
+fn origin_is_loopback(origin: &str) -> bool {
+    let lower = origin.to_ascii_lowercase();
+    let Some(rest) = lower
+        .strip_prefix("http://")
+        .or_else(|| lower.strip_prefix("https://"))
+    else {
+        return false;
+    };
+    let authority = rest.split('/').next().unwrap_or("");
+    if authority.contains('@') {
+        return false;
+    }
+    let host = if let Some(v6) = authority.strip_prefix('[') {
+        match v6.split_once(']') {
+            Some((host, tail)) if tail.is_empty() || port_ok(tail) => return host == "::1",
+            _ => return false,
+        }
+    } else {
+        match authority.split_once(':') {
+            Some((host, tail)) if port_ok(&format!(":{tail}")) => host,
+            Some(_) => return false,
+            None => authority,
+        }
+    };
+    if host == "localhost" {
+        return true;
+    }
+    match host.parse::<std::net::Ipv4Addr>() {
+        Ok(ip) => ip.is_loopback(),
+        Err(_) => false,
+    }
+}
+
+fn port_ok(tail: &str) -> bool {
+    tail.strip_prefix(':')
+        .is_some_and(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (k, v) in pairs {
+            map.append(*k, HeaderValue::from_str(v).unwrap());
+        }
+        map
+    }
+
+    #[test]
+    fn secret_is_64_hex_and_redacted() {
+        let s = Secret::generate().unwrap();
+        assert_eq!(s.expose().len(), 64);
+        assert!(s.expose().bytes().all(|b| b.is_ascii_hexdigit()));
+        assert!(!format!("{s:?}").contains(s.expose()));
+        assert_ne!(s.expose(), Secret::generate().unwrap().expose());
+    }
+
+    #[test]
+    fn secret_check() {
+        let s = Secret("abc".into());
+        assert!(check_secret(&headers(&[("authorization", "Bearer abc")]), &s).is_ok());
+        assert!(check_secret(&headers(&[("authorization", "bearer  abc ")]), &s).is_ok());
+        assert!(check_secret(&headers(&[("x-opzero-secret", "abc")]), &s).is_ok());
+        assert_eq!(
+            check_secret(&headers(&[("authorization", "Bearer abd")]), &s),
+            Err("wrong secret")
+        );
+        assert_eq!(
+            check_secret(&headers(&[("authorization", "Basic abc")]), &s),
+            Err("wrong secret")
+        );
+        assert!(check_secret(&headers(&[]), &s)
+            .unwrap_err()
+            .starts_with("missing"));
+    }
+
+    #[test]
+    fn host_check() {
+        assert!(check_host(&headers(&[("host", "127.0.0.1:80")]), 80).is_ok());
+        assert!(check_host(&headers(&[("host", "LOCALHOST:80")]), 80).is_ok());
+        assert!(check_host(&headers(&[("host", "127.0.0.1:81")]), 80).is_err());
+        assert!(check_host(&headers(&[("host", "evil.example:80")]), 80).is_err());
+        assert!(check_host(&headers(&[]), 80).is_err());
+    }
+
+    #[test]
+    fn origins() {
+        for ok in [
+            "http://127.0.0.1:4097",
+            "http://localhost",
+            "https://localhost:3000",
+            "http://[::1]:5",
+            "http://127.1.2.3",
+        ] {
+            assert!(origin_is_loopback(ok), "{ok}");
+        }
+        for bad in [
+            "null",
+            "http://evil.example",
+            "http://127.0.0.1.evil.example",
+            "file://",
+            "http://localhost.evil:1",
+            "http://user@127.0.0.1",
+            "http://[::2]",
+            "http://127.0.0.1:x",
+        ] {
+            assert!(!origin_is_loopback(bad), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,86 @@
+//! The HTTP side of the [`Bridge`] contract: core events become SSE events.
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde_json::json;
+
+use super::sse::Hub;
+use crate::bridge::{Behavior, Bridge, PermissionRequest, Reply, ReplyDelivery, ReplyError};
+
+pub struct HttpBridge {
+    hub: Arc<Hub>,
+}
+
+impl HttpBridge {
+    pub fn new(hub: Arc<Hub>) -> Self {
+        Self { hub }
+    }
+}
+
+/// Milliseconds since the Unix epoch (`new Date(ts)` in a browser).
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+impl Bridge for HttpBridge {
+    fn reply(&self, reply: Reply) -> Result<ReplyDelivery, ReplyError> {
+        let data = json!({
+            "chat_id": reply.chat_id,
+            "text": reply.text,
+            "final": reply.is_final,
+            "ts": now_ms(),
+        });
+        match self.hub.try_publish("reply", &data) {
+            Ok(published) if published.clients > 0 => {
+                tracing::info!(
+                    id = published.id,
+                    clients = published.clients,
+                    "reply sent to SSE clients"
+                );
+                Ok(ReplyDelivery::Sent {
+                    detail: format!("Reply sent to {} connected client(s).", published.clients),
+                })
+            }
+            Ok(published) => {
+                tracing::info!(id = published.id, "reply buffered: no SSE client connected");
+                Ok(ReplyDelivery::Queued {
+                    detail: "No client is connected right now; the reply is buffered and will be \
+                             delivered when one connects."
+                        .into(),
+                })
+            }
+            Err(full) => {
+                tracing::warn!("reply refused: {full}");
+                Err(ReplyError(format!(
+                    "the reply could not be buffered: {full}"
+                )))
+            }
+        }
+    }
+
+    fn permission_request(&self, request: &PermissionRequest) {
+        let published = self.hub.publish(
+            "permission_request",
+            &json!({
+                "request_id": request.request_id,
+                "tool_name": request.tool_name,
+                "description": request.description,
+                "input_preview": request.input_preview,
+                "ts": now_ms(),
+            }),
+        );
+        tracing::debug!(id = published.id, "permission_request published");
+    }
+
+    fn permission_resolved(&self, request_id: &str, behavior: Behavior) {
+        let published = self.hub.publish(
+            "permission_resolved",
+            &json!({ "request_id": request_id, "behavior": behavior }),
+        );
+        tracing::debug!(id = published.id, "permission_resolved published");
+    }
+}

@@ -1,0 +1,309 @@
+//! The discovery file `<dir>/<session-id>.json`: how the opzero server (or a
+//! human with `curl`) finds this plugin's port and secret.
+//!
+//! Written atomically (temp file + rename) with mode 0600 in a 0700
+//! directory; removed on exit. Files left by dead plugins (SIGKILL, crash)
+//! are removed at start.
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use serde::{Deserialize, Serialize};
+
+/// The file's content. `secret` is sensitive: never log this struct.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DiscoveryRecord {
+    pub port: u16,
+    pub secret: String,
+    pub pid: u32,
+    pub session_id: String,
+    pub version: String,
+    pub created_at: String,
+}
+
+/// A written discovery file; [`DiscoveryFile::remove`] on exit.
+#[derive(Debug)]
+pub struct DiscoveryFile {
+    path: PathBuf,
+    pid: u32,
+}
+
+/// Create `dir` (mode 0700) if needed; tighten an existing one we own.
+pub fn prepare_dir(dir: &Path) -> anyhow::Result<()> {
+    if !dir.exists() {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .with_context(|| format!("cannot create discovery directory {}", dir.display()))?;
+    }
+    let meta = fs::metadata(dir)
+        .with_context(|| format!("cannot inspect discovery directory {}", dir.display()))?;
+    if !meta.is_dir() {
+        bail!(
+            "discovery path {} exists but is not a directory",
+            dir.display()
+        );
+    }
+    if meta.mode() & 0o077 != 0 {
+        if meta.uid() == unsafe { libc::geteuid() } {
+            fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).with_context(|| {
+                format!(
+                    "cannot restrict discovery directory {} to mode 0700",
+                    dir.display()
+                )
+            })?;
+            tracing::info!(dir = %dir.display(), "discovery directory permissions tightened to 0700");
+        } else {
+            tracing::warn!(dir = %dir.display(), "discovery directory is accessible to others and not ours; leaving it");
+        }
+    }
+    Ok(())
+}
+
+/// Whether a process with this pid exists (EPERM means it does, owned by
+/// someone else).
+pub fn pid_alive(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    if pid <= 0 {
+        return false; // 0 and negatives address process groups
+    }
+    // SAFETY: signal 0 performs only the existence/permission check.
+    if unsafe { libc::kill(pid, 0) } == 0 {
+        return true;
+    }
+    std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+/// Remove discovery files (and our temp files) whose pid is dead. Returns
+/// how many were removed. Unreadable files are left alone, with a warning.
+pub fn remove_stale(dir: &Path) -> usize {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let pid = if let Some(pid) = temp_file_pid(&name) {
+            pid
+        } else if name.ends_with(".json") && !name.starts_with('.') {
+            let Ok(ft) = entry.file_type() else { continue };
+            if !ft.is_file() {
+                continue;
+            }
+            match fs::read(&path)
+                .ok()
+                .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            {
+                Some(v) => match v
+                    .get("pid")
+                    .and_then(|p| p.as_u64())
+                    .and_then(|p| u32::try_from(p).ok())
+                {
+                    Some(pid) => pid,
+                    None => {
+                        tracing::warn!(file = %path.display(), "discovery file without a pid; left alone");
+                        continue;
+                    }
+                },
+                None => {
+                    tracing::warn!(file = %path.display(), "unreadable discovery file; left alone");
+                    continue;
+                }
+            }
+        } else {
+            continue;
+        };
+        if !pid_alive(pid) {
+            match fs::remove_file(&path) {
+                Ok(()) => {
+                    removed += 1;
+                    tracing::info!(file = %path.display(), pid, "removed stale discovery file of a dead plugin");
+                }
+                Err(err) => {
+                    tracing::warn!(file = %path.display(), "cannot remove stale discovery file: {err}")
+                }
+            }
+        }
+    }
+    removed
+}
+
+fn temp_file_pid(name: &str) -> Option<u32> {
+    let rest = name.strip_prefix('.')?;
+    let (_, pid) = rest.rsplit_once(".tmp-")?;
+    pid.parse().ok()
+}
+
+/// Write `<dir>/<session_id>.json` atomically with mode 0600.
+pub fn write(dir: &Path, record: &DiscoveryRecord) -> anyhow::Result<DiscoveryFile> {
+    let path = dir.join(format!("{}.json", record.session_id));
+    match fs::symlink_metadata(&path) {
+        Ok(meta) if meta.file_type().is_symlink() => {
+            bail!(
+                "refusing to write discovery file {}: a symlink is in its place",
+                path.display()
+            )
+        }
+        Ok(meta) if !meta.is_file() => {
+            bail!(
+                "refusing to write discovery file {}: something that is not a file is in its place",
+                path.display()
+            )
+        }
+        Ok(_) => {
+            if let Some(other) = fs::read(&path)
+                .ok()
+                .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+                .and_then(|v| v.get("pid").and_then(|p| p.as_u64()))
+                .and_then(|p| u32::try_from(p).ok())
+                .filter(|&pid| pid != std::process::id() && pid_alive(pid))
+            {
+                bail!(
+                    "another plugin (pid {other}) already serves session {} (discovery file {}); \
+                     stop it, or remove the file if that pid is not a channel plugin",
+                    record.session_id,
+                    path.display()
+                );
+            }
+        }
+        Err(_) => {}
+    }
+    let temp = dir.join(format!(".{}.json.tmp-{}", record.session_id, record.pid));
+    let _ = fs::remove_file(&temp);
+    let bytes = serde_json::to_vec_pretty(record).expect("record serializes");
+    let result = (|| -> std::io::Result<()> {
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&temp)?;
+        // The umask cannot loosen 0600, but be explicit in case it was preset.
+        file.set_permissions(fs::Permissions::from_mode(0o600))?;
+        file.write_all(&bytes)?;
+        file.sync_all()?;
+        fs::rename(&temp, &path)
+    })();
+    if let Err(err) = result {
+        let _ = fs::remove_file(&temp);
+        return Err(err).with_context(|| format!("cannot write discovery file {}", path.display()));
+    }
+    Ok(DiscoveryFile {
+        path,
+        pid: record.pid,
+    })
+}
+
+impl DiscoveryFile {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Remove the file, unless another plugin has since replaced it.
+    pub fn remove(&self) {
+        let ours = fs::read(&self.path)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .and_then(|v| v.get("pid").and_then(|p| p.as_u64()))
+            == Some(u64::from(self.pid));
+        if !ours {
+            tracing::warn!(file = %self.path.display(), "discovery file is gone or no longer ours; not removed");
+            return;
+        }
+        match fs::remove_file(&self.path) {
+            Ok(()) => tracing::info!(file = %self.path.display(), "discovery file removed"),
+            Err(err) => {
+                tracing::warn!(file = %self.path.display(), "cannot remove discovery file: {err}")
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(session: &str, pid: u32) -> DiscoveryRecord {
+        DiscoveryRecord {
+            port: 1,
+            secret: "s".into(),
+            pid,
+            session_id: session.into(),
+            version: "0".into(),
+            created_at: "now".into(),
+        }
+    }
+
+    #[test]
+    fn writes_0600_in_a_0700_dir_and_removes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("a/b");
+        prepare_dir(&dir).unwrap();
+        assert_eq!(fs::metadata(&dir).unwrap().mode() & 0o777, 0o700);
+        let file = write(&dir, &record("s1", std::process::id())).unwrap();
+        assert_eq!(fs::metadata(file.path()).unwrap().mode() & 0o777, 0o600);
+        let names: Vec<_> = fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(
+            names,
+            vec![std::ffi::OsString::from("s1.json")],
+            "no temp file left"
+        );
+        file.remove();
+        assert!(!file.path().exists());
+    }
+
+    #[test]
+    fn refuses_a_symlink_and_a_live_owner() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", tmp.path().join("s1.json")).unwrap();
+        let err = write(tmp.path(), &record("s1", std::process::id())).unwrap_err();
+        assert!(format!("{err:#}").contains("symlink"), "{err:#}");
+        // pid 1 is alive (init): another live plugin owns the session.
+        write(tmp.path(), &record("s2", 1)).unwrap();
+        let err = write(tmp.path(), &record("s2", std::process::id())).unwrap_err();
+        assert!(format!("{err:#}").contains("already serves"), "{err:#}");
+    }
+
+    #[test]
+    fn removes_only_stale_files() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dead = {
+            let mut child = std::process::Command::new("true").spawn().unwrap();
+            let pid = child.id();
+            child.wait().unwrap();
+            pid
+        };
+        write(tmp.path(), &record("dead", dead)).unwrap();
+        write(tmp.path(), &record("alive", std::process::id())).unwrap();
+        fs::write(tmp.path().join("junk.json"), "not json").unwrap();
+        fs::write(tmp.path().join(format!(".x.json.tmp-{dead}")), "").unwrap();
+        assert_eq!(remove_stale(tmp.path()), 2);
+        assert!(!tmp.path().join("dead.json").exists());
+        assert!(tmp.path().join("alive.json").exists());
+        assert!(tmp.path().join("junk.json").exists());
+    }
+
+    #[test]
+    fn unusable_dir_is_a_clear_error() {
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join("plain");
+        fs::write(&file, "").unwrap();
+        let err = prepare_dir(&file).unwrap_err();
+        assert!(format!("{err:#}").contains("not a directory"), "{err:#}");
+        let err = prepare_dir(&file.join("sub")).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("cannot create discovery directory"),
+            "{err:#}"
+        );
+    }
+}

@@ -1,0 +1,307 @@
+//! The loopback HTTP API: `/inject`, `/sse` (`/events`), `/permission`,
+//! `/status`. Every refusal is a JSON `{"error": "..."}` with a status code
+//! that says which rule failed, and a log line.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{json, Map, Value};
+
+use super::auth::{check_host, check_origin, check_secret, Secret};
+use super::sse::Hub;
+use crate::bridge::{Behavior, ChannelEvent, PushError, VerdictError};
+use crate::mcp::meta::{self, MetaError};
+use crate::mcp::CoreHandle;
+
+/// Largest accepted request body.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// `chat_id` of an injected event that names none.
+pub const DEFAULT_CHAT_ID: &str = "inject";
+
+pub struct AppState {
+    pub core: CoreHandle,
+    pub hub: Arc<Hub>,
+    pub secret: Secret,
+    pub port: u16,
+    pub session_id: String,
+    pub keepalive: Duration,
+}
+
+type Shared = State<Arc<AppState>>;
+
+pub fn router(state: Arc<AppState>) -> Router {
+    let authed = Router::new()
+        .route("/inject", post(inject))
+        .route("/sse", get(sse))
+        .route("/events", get(sse))
+        .route("/permission", post(permission))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            require_secret,
+        ));
+    Router::new()
+        .route("/status", get(status))
+        .merge(authed)
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            require_loopback_names,
+        ))
+        .with_state(state)
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, Json(json!({ "error": message.into() }))).into_response()
+}
+
+async fn require_loopback_names(State(st): Shared, request: Request, next: Next) -> Response {
+    let headers = request.headers();
+    if let Err(why) = check_host(headers, st.port).and_then(|()| check_origin(headers)) {
+        tracing::warn!(path = %request.uri().path(), "403: {why}");
+        return error(StatusCode::FORBIDDEN, why);
+    }
+    next.run(request).await
+}
+
+async fn require_secret(State(st): Shared, request: Request, next: Next) -> Response {
+    if let Err(why) = check_secret(request.headers(), &st.secret) {
+        tracing::warn!(path = %request.uri().path(), "401: {why}");
+        return error(StatusCode::UNAUTHORIZED, why);
+    }
+    next.run(request).await
+}
+
+async fn not_found(request: Request) -> Response {
+    tracing::info!(path = %request.uri().path(), "404: no such route");
+    error(
+        StatusCode::NOT_FOUND,
+        format!(
+            "no route {}; try POST /inject, GET /sse, POST /permission, GET /status",
+            request.uri().path()
+        ),
+    )
+}
+
+/// Read a JSON object body, mapping every failure to a clear refusal.
+fn json_object(
+    body: Result<Bytes, BytesRejection>,
+    route: &str,
+) -> Result<Map<String, Value>, Response> {
+    let bytes = body.map_err(|rejection| {
+        let status = rejection.status();
+        let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
+            format!("request body exceeds the {MAX_BODY_BYTES} byte limit")
+        } else {
+            rejection.body_text()
+        };
+        tracing::warn!(route, "{}: {message}", status.as_u16());
+        error(status, message)
+    })?;
+    match serde_json::from_slice::<Value>(&bytes) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(other) => {
+            let message = format!("body must be a JSON object, got {}", kind(&other));
+            tracing::warn!(route, "400: {message}");
+            Err(error(StatusCode::BAD_REQUEST, message))
+        }
+        Err(err) => {
+            let message = format!("body is not valid JSON: {err}");
+            tracing::warn!(route, "400: {message}");
+            Err(error(StatusCode::BAD_REQUEST, message))
+        }
+    }
+}
+
+fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn bad_request(route: &str, message: String) -> Response {
+    tracing::warn!(route, "400: {message}");
+    error(StatusCode::BAD_REQUEST, message)
+}
+
+async fn inject(State(st): Shared, body: Result<Bytes, BytesRejection>) -> Response {
+    let body = match json_object(body, "/inject") {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
+    let content = match body.get("content") {
+        Some(Value::String(s)) if !s.is_empty() => s.clone(),
+        Some(Value::String(_)) => return bad_request("/inject", "\"content\" is empty".into()),
+        Some(other) => {
+            return bad_request(
+                "/inject",
+                format!("\"content\" must be a string, got {}", kind(other)),
+            )
+        }
+        None => return bad_request("/inject", "missing \"content\" (string)".into()),
+    };
+    let chat_id = match body.get("chat_id") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(other) => {
+            return bad_request(
+                "/inject",
+                format!("\"chat_id\" must be a string, got {}", kind(other)),
+            )
+        }
+    };
+    let caller_meta = match meta::normalize(body.get("meta")) {
+        Ok(m) => m,
+        Err(err) => {
+            tracing::warn!(route = "/inject", "400: {err}");
+            let keys = match &err {
+                MetaError::InvalidEntries(_) => err.keys(),
+                MetaError::NotAnObject { .. } => Vec::new(),
+            };
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(json!({ "error": err.to_string(), "keys": keys })),
+            )
+                .into_response();
+        }
+    };
+    // chat_id first (Claude Code renders attributes in order); an explicit
+    // top-level chat_id wins over meta.chat_id.
+    let mut meta_chat_id = None;
+    let mut rest = Vec::with_capacity(caller_meta.len());
+    for (key, value) in caller_meta {
+        if key == "chat_id" {
+            meta_chat_id = Some(value);
+        } else {
+            rest.push((key, value));
+        }
+    }
+    let chat_id = chat_id
+        .or(meta_chat_id)
+        .unwrap_or_else(|| DEFAULT_CHAT_ID.to_string());
+    let mut event_meta = vec![("chat_id".to_string(), chat_id)];
+    event_meta.extend(rest);
+    match st.core.push(ChannelEvent {
+        content,
+        meta: event_meta,
+    }) {
+        Ok(id) => {
+            tracing::info!(id, "event injected");
+            (StatusCode::ACCEPTED, Json(json!({ "id": id.to_string() }))).into_response()
+        }
+        Err(err) => {
+            tracing::warn!(route = "/inject", "503: {err}");
+            let retry = match &err {
+                PushError::Busy {
+                    retry_after_secs, ..
+                } => *retry_after_secs,
+                PushError::ShuttingDown => 1,
+            };
+            let mut response = error(StatusCode::SERVICE_UNAVAILABLE, err.to_string());
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry));
+            response
+        }
+    }
+}
+
+async fn sse(State(st): Shared, headers: HeaderMap) -> Response {
+    let last_event_id = match headers.get("last-event-id") {
+        None => None,
+        Some(value) => match value
+            .to_str()
+            .ok()
+            .and_then(|s| s.trim().parse::<u64>().ok())
+        {
+            Some(id) => Some(id),
+            None => {
+                tracing::warn!(route = "/sse", "400: Last-Event-ID is not a number");
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "Last-Event-ID must be an event id (a number)",
+                );
+            }
+        },
+    };
+    tracing::info!(?last_event_id, "SSE client connected");
+    let stream = st.hub.subscribe(last_event_id, st.keepalive);
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "text/event-stream")
+        .header(header::CACHE_CONTROL, "no-cache")
+        .header("x-accel-buffering", "no")
+        .body(Body::from_stream(stream))
+        .expect("static response parts are valid")
+}
+
+async fn permission(State(st): Shared, body: Result<Bytes, BytesRejection>) -> Response {
+    if !st.core.permission_relay() {
+        tracing::warn!(route = "/permission", "404: permission relay is off");
+        return error(
+            StatusCode::NOT_FOUND,
+            VerdictError::RelayDisabled.to_string(),
+        );
+    }
+    let body = match json_object(body, "/permission") {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
+    let Some(request_id) = body.get("request_id").and_then(Value::as_str) else {
+        return bad_request("/permission", "missing \"request_id\" (string)".into());
+    };
+    let behavior = match body.get("behavior").and_then(Value::as_str) {
+        Some("allow") => Behavior::Allow,
+        Some("deny") => Behavior::Deny,
+        _ => {
+            return bad_request(
+                "/permission",
+                "\"behavior\" must be \"allow\" or \"deny\"".into(),
+            )
+        }
+    };
+    match st.core.permission_verdict(request_id, behavior) {
+        Ok(()) => (
+            StatusCode::ACCEPTED,
+            Json(json!({ "request_id": request_id, "behavior": behavior })),
+        )
+            .into_response(),
+        Err(err) => {
+            let status = match err {
+                VerdictError::Unknown(_) | VerdictError::RelayDisabled => StatusCode::NOT_FOUND,
+                VerdictError::AlreadyAnswered(_) => StatusCode::CONFLICT,
+                VerdictError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            };
+            tracing::warn!(route = "/permission", "{}: {err}", status.as_u16());
+            error(status, err.to_string())
+        }
+    }
+}
+
+async fn status(State(st): Shared) -> Response {
+    let core = st.core.status();
+    Json(json!({
+        "ok": true,
+        "sessionId": st.session_id,
+        "pid": std::process::id(),
+        "version": env!("CARGO_PKG_VERSION"),
+        "initialized": core.initialized,
+        "ready": core.ready,
+        "sseClients": st.hub.clients(),
+        "permissionRelay": st.core.permission_relay(),
+    }))
+    .into_response()
+}

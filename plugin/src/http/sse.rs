@@ -1,0 +1,300 @@
+//! Outgoing events for SSE clients: a bounded ring with replay.
+//!
+//! Every event gets a monotonic id. A client that reconnects with
+//! `Last-Event-ID: N` gets every event after N still in the ring. A client
+//! that connects without it gets every event that no client has received
+//! yet (replies made while nobody was listening), then live events. Each
+//! client keeps its own cursor into the ring and wakes on a `watch` channel,
+//! so a slow client never makes the hub drop anything for the others.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::Stream;
+use serde_json::Value;
+use tokio::sync::watch;
+
+/// Default ring size (the issue asks for at least 1024).
+pub const DEFAULT_RING_CAPACITY: usize = 4096;
+
+#[derive(Debug)]
+pub struct SseEvent {
+    pub id: u64,
+    pub name: &'static str,
+    pub data: String,
+}
+
+impl SseEvent {
+    fn encode(&self, out: &mut Vec<u8>) {
+        // `data` is compact JSON: it never contains a raw newline.
+        out.extend_from_slice(
+            format!(
+                "id: {}\nevent: {}\ndata: {}\n\n",
+                self.id, self.name, self.data
+            )
+            .as_bytes(),
+        );
+    }
+}
+
+/// What happened to a published event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Published {
+    pub id: u64,
+    /// SSE clients connected at publish time.
+    pub clients: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{undelivered} events are waiting for an SSE client and the buffer holds {capacity}; connect a client to GET /sse")]
+pub struct BufferFull {
+    pub undelivered: usize,
+    pub capacity: usize,
+}
+
+struct Ring {
+    events: VecDeque<Arc<SseEvent>>,
+    capacity: usize,
+    last_id: u64,
+    /// Highest id written to at least one client.
+    delivered: u64,
+    clients: usize,
+}
+
+pub struct Hub {
+    ring: Mutex<Ring>,
+    latest: watch::Sender<u64>,
+}
+
+impl Hub {
+    pub fn new(capacity: usize) -> Self {
+        assert!(capacity > 0);
+        Hub {
+            ring: Mutex::new(Ring {
+                events: VecDeque::with_capacity(capacity.min(1024)),
+                capacity,
+                last_id: 0,
+                delivered: 0,
+                clients: 0,
+            }),
+            latest: watch::Sender::new(0),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Ring> {
+        self.ring.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn clients(&self) -> usize {
+        self.lock().clients
+    }
+
+    /// Publish, refusing when the ring is full of events nobody received
+    /// (so a caller can be told instead of an old reply being lost).
+    pub fn try_publish(&self, name: &'static str, data: &Value) -> Result<Published, BufferFull> {
+        let mut ring = self.lock();
+        let undelivered = ring.last_id.saturating_sub(ring.delivered) as usize;
+        if undelivered >= ring.capacity {
+            return Err(BufferFull {
+                undelivered,
+                capacity: ring.capacity,
+            });
+        }
+        Ok(self.publish_locked(&mut ring, name, data))
+    }
+
+    /// Publish unconditionally; evicting an undelivered event is logged.
+    pub fn publish(&self, name: &'static str, data: &Value) -> Published {
+        let mut ring = self.lock();
+        self.publish_locked(&mut ring, name, data)
+    }
+
+    fn publish_locked(&self, ring: &mut Ring, name: &'static str, data: &Value) -> Published {
+        ring.last_id += 1;
+        let id = ring.last_id;
+        if ring.events.len() == ring.capacity {
+            if let Some(old) = ring.events.pop_front() {
+                if old.id > ring.delivered {
+                    tracing::warn!(
+                        id = old.id,
+                        event = old.name,
+                        "SSE buffer full: an event no client received was evicted"
+                    );
+                }
+            }
+        }
+        ring.events.push_back(Arc::new(SseEvent {
+            id,
+            name,
+            data: data.to_string(),
+        }));
+        self.latest.send_replace(id);
+        Published {
+            id,
+            clients: ring.clients,
+        }
+    }
+
+    /// A client's event stream, starting after `last_event_id` (or after what
+    /// some client already received). `keepalive` sets the comment interval.
+    pub fn subscribe(
+        self: &Arc<Self>,
+        last_event_id: Option<u64>,
+        keepalive: Duration,
+    ) -> impl Stream<Item = Result<Bytes, Infallible>> + Send + 'static {
+        let cursor = {
+            let mut ring = self.lock();
+            ring.clients += 1;
+            match last_event_id {
+                Some(id) if id <= ring.last_id => id,
+                Some(id) => {
+                    tracing::warn!(id, latest = ring.last_id, "Last-Event-ID is from the future (another plugin run?); starting from undelivered events");
+                    ring.delivered
+                }
+                None => ring.delivered,
+            }
+        };
+        let client = Client {
+            hub: self.clone(),
+            cursor,
+            rx: self.latest.subscribe(),
+            keepalive: tokio::time::interval_at(tokio::time::Instant::now() + keepalive, keepalive),
+            greeted: false,
+        };
+        futures_util::stream::unfold(client, |mut client| async move {
+            let chunk = client.next_chunk().await?;
+            Some((Ok(chunk), client))
+        })
+    }
+}
+
+struct Client {
+    hub: Arc<Hub>,
+    cursor: u64,
+    rx: watch::Receiver<u64>,
+    keepalive: tokio::time::Interval,
+    greeted: bool,
+}
+
+impl Client {
+    async fn next_chunk(&mut self) -> Option<Bytes> {
+        if !self.greeted {
+            self.greeted = true;
+            // Sent at once so the client knows the stream is open.
+            return Some(Bytes::from_static(b": connected\n\n"));
+        }
+        loop {
+            self.rx.mark_unchanged();
+            if let Some(chunk) = self.take_pending() {
+                return Some(chunk);
+            }
+            tokio::select! {
+                changed = self.rx.changed() => changed.ok()?,
+                _ = self.keepalive.tick() => return Some(Bytes::from_static(b": keep-alive\n\n")),
+            }
+        }
+    }
+
+    fn take_pending(&mut self) -> Option<Bytes> {
+        let mut ring = self.hub.lock();
+        if let Some(first) = ring.events.front() {
+            if first.id > self.cursor + 1 {
+                tracing::warn!(
+                    from = self.cursor + 1,
+                    to = first.id - 1,
+                    "SSE client resumed too far back; those events left the buffer"
+                );
+            }
+        }
+        let mut out = Vec::new();
+        let from = self.cursor;
+        for event in ring.events.iter().filter(|e| e.id > from) {
+            event.encode(&mut out);
+            self.cursor = event.id;
+        }
+        if out.is_empty() {
+            return None;
+        }
+        ring.delivered = ring.delivered.max(self.cursor);
+        Some(Bytes::from(out))
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        self.hub.lock().clients -= 1;
+        tracing::info!("SSE client disconnected");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::StreamExt;
+    use serde_json::json;
+
+    async fn next_text(
+        stream: &mut (impl Stream<Item = Result<Bytes, Infallible>> + Unpin),
+    ) -> String {
+        let chunk = tokio::time::timeout(Duration::from_secs(30), stream.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        String::from_utf8(chunk.to_vec()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn buffers_until_a_client_connects_then_replays_by_id() {
+        let hub = Arc::new(Hub::new(3));
+        assert_eq!(
+            hub.publish("reply", &json!({"n": 1})),
+            Published { id: 1, clients: 0 }
+        );
+        hub.publish("reply", &json!({"n": 2}));
+        let mut a = Box::pin(hub.subscribe(None, Duration::from_secs(60)));
+        assert_eq!(next_text(&mut a).await, ": connected\n\n");
+        let text = next_text(&mut a).await;
+        assert_eq!(
+            text,
+            "id: 1\nevent: reply\ndata: {\"n\":1}\n\nid: 2\nevent: reply\ndata: {\"n\":2}\n\n"
+        );
+        assert_eq!(hub.publish("reply", &json!({"n": 3})).clients, 1);
+        assert!(next_text(&mut a).await.starts_with("id: 3\n"));
+        drop(a);
+        assert_eq!(hub.clients(), 0);
+        // A fresh client without Last-Event-ID gets nothing already delivered.
+        hub.publish("reply", &json!({"n": 4}));
+        let mut b = Box::pin(hub.subscribe(None, Duration::from_secs(60)));
+        next_text(&mut b).await;
+        assert!(next_text(&mut b).await.starts_with("id: 4\n"));
+        // Replay from an id.
+        let mut c = Box::pin(hub.subscribe(Some(2), Duration::from_secs(60)));
+        next_text(&mut c).await;
+        let text = next_text(&mut c).await;
+        assert!(
+            text.starts_with("id: 3\n") && text.contains("id: 4\n"),
+            "{text}"
+        );
+    }
+
+    #[tokio::test]
+    async fn refuses_when_full_of_undelivered_events() {
+        let hub = Hub::new(2);
+        hub.try_publish("reply", &json!(1)).unwrap();
+        hub.try_publish("reply", &json!(2)).unwrap();
+        let err = hub.try_publish("reply", &json!(3)).unwrap_err();
+        assert_eq!((err.undelivered, err.capacity), (2, 2));
+    }
+
+    #[tokio::test]
+    async fn sends_keepalive_comments() {
+        let hub = Arc::new(Hub::new(4));
+        let mut a = Box::pin(hub.subscribe(None, Duration::from_millis(200)));
+        next_text(&mut a).await;
+        assert_eq!(next_text(&mut a).await, ": keep-alive\n\n");
+    }
+}
