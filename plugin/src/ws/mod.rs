@@ -18,10 +18,12 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context;
 use tokio::sync::watch;
 
 use crate::bridge::Bridge;
 use crate::mcp::{Core, CoreConfig};
+use crate::shutdown::Signals;
 
 use self::backoff::BackoffPolicy;
 use self::client::ClientConfig;
@@ -197,7 +199,7 @@ impl WsSettings {
                 },
                 ping_interval: Duration::from_millis(args.ping_interval_ms),
                 connect_timeout: Duration::from_millis(args.connect_timeout_ms.max(1)),
-                close_timeout: Duration::from_secs(2),
+                close_timeout: Duration::from_secs(1),
             },
             limits: OutboxLimits {
                 max_frames: args.queue_max_frames.max(1),
@@ -221,6 +223,8 @@ pub async fn run(args: WsArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
+    // Before any slow start-up work, so an early SIGINT is not lost.
+    let signals = Signals::install().context("installing signal handlers")?;
     install_tls_provider();
     tracing::info!(
         url = %client::redact_url(&settings.client.url),
@@ -250,7 +254,7 @@ pub async fn run(args: WsArgs) -> anyhow::Result<ExitCode> {
             tokio::io::stdin(),
             tokio::io::stdout(),
             bridge,
-            shutdown_signal(),
+            signals.wait(),
         )
         .await;
     tracing::info!(?end, "closing the bridge connection");
@@ -267,22 +271,6 @@ pub async fn run(args: WsArgs) -> anyhow::Result<ExitCode> {
 fn install_tls_provider() {
     // Err only means one is installed already, which is just as good.
     let _ = rustls::crypto::ring::default_provider().install_default();
-}
-
-/// Claude Code ends a server with SIGINT, then SIGTERM (then SIGKILL).
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut int), Ok(mut term)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) else {
-        tracing::warn!("cannot install signal handlers; only stdin EOF ends the session");
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = int.recv() => tracing::info!("SIGINT received"),
-        _ = term.recv() => tracing::info!("SIGTERM received"),
-    }
 }
 
 #[cfg(test)]
