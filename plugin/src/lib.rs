@@ -5,7 +5,11 @@
 //! halves meet only through [`bridge`].
 
 pub mod bridge;
+pub mod claude_cli;
+pub mod doctor;
 pub mod http;
+pub mod launch;
 pub mod mcp;
 pub mod shutdown;
+pub mod spawn;
 pub mod ws;

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use channel_plugin::{http, ws};
+use channel_plugin::{doctor, http, launch, spawn, ws};
 
 #[derive(Parser)]
 #[command(name = "channel-plugin", version, about, long_about = None)]
@@ -22,6 +22,12 @@ enum Command {
     Http(http::HttpArgs),
     /// Outbound WebSocket bridge to an agent platform.
     Ws(ws::WsArgs),
+    /// Start Claude Code in this terminal with this plugin as its development channel.
+    Launch(launch::LaunchArgs),
+    /// Run Claude Code headless under a pty with the ws bridge, and supervise it.
+    Spawn(spawn::SpawnArgs),
+    /// Diagnose channel sessions: discovery files, plugin liveness, claude, the channel gate.
+    Doctor(doctor::DoctorArgs),
 }
 
 fn main() -> ExitCode {
@@ -50,6 +56,9 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Http(args) => http::run(args).await,
             Command::Ws(args) => ws::run(args).await,
+            Command::Launch(args) => launch::run(args).await,
+            Command::Spawn(args) => spawn::run(args).await,
+            Command::Doctor(args) => doctor::run(args).await,
         }
     });
     // `tokio::io::stdin()` reads on a blocking thread that may sit in read(2)
