@@ -133,11 +133,13 @@ pub async fn run(
                 tracing::warn!(%url, attempt = failures_in_a_row, "cannot connect to the bridge: {why}");
             }
         }
+        let ceiling = backoff.ceiling();
         let delay = backoff.next_delay(&mut rand::rng());
         let waiting = outbound.lock().len();
         tracing::info!(
             %url,
             delay_ms = delay.as_millis() as u64,
+            ceiling_ms = ceiling.as_millis() as u64,
             attempt = backoff.attempt(),
             waiting,
             "reconnecting to the bridge in {} ms",

@@ -248,8 +248,11 @@ pub fn ws_command(url: &str, extra: &[&str]) -> Command {
             "developer::discord:channel:123",
         ])
         .args(["--claude-session", "5f0c6f7e-0000-4000-8000-000000000001"])
-        .args(["--reconnect-min-ms", "50", "--reconnect-max-ms", "400"])
         .args(extra);
+    // Fast reconnects unless the test picks its own.
+    if !extra.contains(&"--reconnect-min-ms") {
+        cmd.args(["--reconnect-min-ms", "50", "--reconnect-max-ms", "400"]);
+    }
     clean_env(&mut cmd);
     cmd
 }
