@@ -14,7 +14,13 @@ use channel_conformance::release_gate::{install, probe, record};
 ///
 ///   release-gate record --version 2.1.330 --install --out fixtures/recordings
 #[derive(Parser)]
-#[command(name = "release-gate", version, about, long_about, verbatim_doc_comment)]
+#[command(
+    name = "release-gate",
+    version,
+    about,
+    long_about,
+    verbatim_doc_comment
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -79,8 +85,7 @@ fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
     let cli = Cli::parse();

@@ -23,7 +23,7 @@ pub fn mono_ms() -> f64 {
     };
     // SAFETY: `ts` is a valid, writable timespec; CLOCK_MONOTONIC always exists on Linux.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    let us = ts.tv_sec as i64 * 1_000_000 + ts.tv_nsec as i64 / 1_000;
+    let us = ts.tv_sec * 1_000_000 + ts.tv_nsec / 1_000;
     us as f64 / 1000.0
 }
 

@@ -20,8 +20,14 @@ use serde_json::{json, Value};
 
 use super::events::EventLog;
 
-/// The `tool_use` id the fake model uses, so recordings can find it again.
-pub const TOOL_USE_ID: &str = "toolu_01ReleaseGateProbeCall01";
+/// Prefix of the `tool_use` ids the fake model uses (attempt number appended), so recordings can
+/// find them again.
+pub const TOOL_USE_ID: &str = "toolu_01ReleaseGateProbeCall";
+
+/// How many times the fake model tries the tool. Since 2.1.3xx `-p` connects `--mcp-config`
+/// servers without blocking, so the first request may not offer the tool yet; the model then
+/// calls it anyway, the client answers "no such tool", and the next attempt usually finds it.
+pub const MAX_ATTEMPTS: usize = 3;
 
 /// What the fake model does.
 #[derive(Debug, Clone)]
@@ -115,7 +121,15 @@ async fn messages(
         .collect();
     let offered = tools.iter().any(|t| *t == s.script.tool);
     let results = tool_results(&body);
-    let ours = results.iter().find(|(id, _)| id == TOOL_USE_ID).cloned();
+    let ours: Vec<&(String, Value)> = results
+        .iter()
+        .filter(|(id, _)| id.starts_with(TOOL_USE_ID))
+        .collect();
+    let success = ours
+        .iter()
+        .find(|(_, r)| r["is_error"] != true)
+        .map(|(_, r)| r.clone());
+    let is_main_loop = body["tools"].as_array().is_some_and(|t| !t.is_empty());
     let stream = body["stream"].as_bool().unwrap_or(false);
     let mcp_tools: Vec<&String> = tools.iter().filter(|t| t.starts_with("mcp__")).collect();
     let target_tool = body["tools"]
@@ -124,6 +138,16 @@ async fn messages(
         .flatten()
         .find(|t| t["name"] == s.script.tool.as_str())
         .cloned();
+    if let Some(dir) = std::env::var_os("RELEASE_GATE_DUMP_API") {
+        let n = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let _ = std::fs::write(
+            std::path::Path::new(&dir).join(format!("req-{n}.json")),
+            body.to_string(),
+        );
+    }
     s.log.emit(
         "api_request",
         json!({
@@ -133,6 +157,10 @@ async fn messages(
             "stream": stream,
             "tool_count": tools.len(),
             "mcp_tools": mcp_tools,
+            "tool_names": tools,
+            "target_named_in_messages": body["messages"].to_string().contains(s.script.tool.as_str()),
+            "system_has_probe_instructions": body["system"].to_string().contains("Recording probe of the channel release gate"),
+            "messages_mention_probe_instructions": body["messages"].to_string().contains("Recording probe of the channel release gate"),
             "target_tool": target_tool,
             "tool_results": results.iter().map(|(id, c)| json!({"tool_use_id": id, "result": c})).collect::<Vec<_>>(),
             "header_names": headers.keys().map(|k| k.as_str()).collect::<Vec<_>>(),
@@ -140,13 +168,14 @@ async fn messages(
         }),
     );
 
-    let content: Vec<Value> = if let Some((_, result)) = ours {
+    let content: Vec<Value> = if let Some(result) = success {
         let text = format!("The reply tool answered: {}", result["content"]);
         vec![json!({"type": "text", "text": text})]
-    } else if offered && results.is_empty() {
-        vec![
-            json!({"type": "tool_use", "id": TOOL_USE_ID, "name": s.script.tool, "input": s.script.input}),
-        ]
+    } else if is_main_loop && ours.len() < MAX_ATTEMPTS {
+        let id = format!("{TOOL_USE_ID}{:02}", ours.len() + 1);
+        s.log
+            .emit("api_tool_use", json!({"id": id, "offered": offered}));
+        vec![json!({"type": "tool_use", "id": id, "name": s.script.tool, "input": s.script.input})]
     } else {
         vec![json!({"type": "text", "text": "ok"})]
     };

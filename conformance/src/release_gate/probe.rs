@@ -80,6 +80,12 @@ const VERBATIM_ENV: &[&str] = &[
     "DISABLE_AUTOUPDATER",
     "NODE_ENV",
     "TERM",
+    "LANG",
+    "AI_AGENT",
+    "COREPACK_ENABLE_AUTO_PIN",
+    "NoDefaultCurrentDirectoryInExePath",
+    "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE",
+    "CLAUDE_CODE_DISABLE_OFFICIAL_MARKETPLACE_AUTOINSTALL",
 ];
 
 /// Describes a value without revealing it: `uuid`, `cwd`, `path`, `empty`, `number`, `opaque`,

@@ -134,11 +134,14 @@ pub async fn run_interactive(
 
     // Quit like a user: Ctrl-C twice; escalate only if the client ignores it.
     let mut exit = child.try_wait()?;
-    for keys in ["\x03", "\x03", "\x03"] {
+    for _ in 0..3 {
         if exit.is_some() {
             break;
         }
-        let _ = writer.write_all(keys.as_bytes());
+        // The REPL wants a second Ctrl-C shortly after the first ("press Ctrl-C again to exit").
+        let _ = writer.write_all(b"\x03");
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let _ = writer.write_all(b"\x03");
         for _ in 0..10 {
             tokio::time::sleep(Duration::from_millis(200)).await;
             exit = child.try_wait()?;

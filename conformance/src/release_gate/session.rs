@@ -229,6 +229,7 @@ pub async fn run(claude: &Claude, spec: &RunSpec, root: &Path) -> anyhow::Result
     let (exit_code, timed_out, stdout, stderr) = match &spec.mode {
         Mode::Interactive { watch_server, .. } => {
             let out = pty::run_interactive(cmd, &debug_path, watch_server, spec.timeout).await?;
+            let _ = std::fs::write(root.join("screen.txt"), &out.screen);
             (out.exit_code, out.timed_out, out.screen, String::new())
         }
         _ => {
