@@ -199,6 +199,8 @@ async fn wss_uses_rustls_and_a_failed_tls_handshake_is_just_a_retry() {
         })
         .await;
     assert!(!log.contains("panicked"), "{log}");
+    // rustls really ran: it choked on the non-TLS answer.
+    assert!(log.contains("corrupt message"), "{log}");
     plugin.handshake().await;
     assert!(plugin.close_stdin_and_wait().await.success());
 }
