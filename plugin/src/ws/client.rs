@@ -442,3 +442,97 @@ fn handle_text(text: &str, core: &dyn CoreLink) -> Option<OutFrame> {
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    /// A core that records pushes and answers with scripted results.
+    struct FakeCore {
+        pushed: Mutex<Vec<ChannelEvent>>,
+        push_result: Result<EventId, PushError>,
+        verdict_result: Result<(), VerdictError>,
+    }
+
+    impl CoreLink for FakeCore {
+        fn push(&self, event: ChannelEvent) -> Result<EventId, PushError> {
+            self.pushed.lock().unwrap().push(event);
+            self.push_result.clone()
+        }
+        fn permission_verdict(&self, _: &str, _: Behavior) -> Result<(), VerdictError> {
+            self.verdict_result.clone()
+        }
+    }
+
+    fn core(push: Result<EventId, PushError>, verdict: Result<(), VerdictError>) -> FakeCore {
+        FakeCore {
+            pushed: Mutex::default(),
+            push_result: push,
+            verdict_result: verdict,
+        }
+    }
+
+    fn reason(frame: Option<OutFrame>) -> String {
+        match frame {
+            Some(OutFrame::Error { reason }) => reason,
+            other => panic!("expected an error frame, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn accepted_inbound_needs_no_answer() {
+        let c = core(Ok(1), Ok(()));
+        assert_eq!(
+            handle_text(r#"{"type":"inbound","content":"hi"}"#, &c),
+            None
+        );
+        assert_eq!(c.pushed.lock().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn busy_core_is_answered_with_an_error_frame() {
+        let c = core(
+            Err(PushError::Busy {
+                queued: 4096,
+                retry_after_secs: 1,
+            }),
+            Ok(()),
+        );
+        let r = reason(handle_text(r#"{"type":"inbound","content":"hi"}"#, &c));
+        assert!(
+            r.contains("not delivered") && r.contains("queue is full"),
+            "{r}"
+        );
+        let c = core(Err(PushError::ShuttingDown), Ok(()));
+        let r = reason(handle_text(r#"{"type":"inbound","content":"hi"}"#, &c));
+        assert!(r.contains("shutting down"), "{r}");
+    }
+
+    #[test]
+    fn refused_verdicts_are_answered_with_the_reason() {
+        let frame = r#"{"type":"permission","request_id":"abcde","behavior":"allow"}"#;
+        let c = core(Ok(1), Err(VerdictError::AlreadyAnswered("abcde".into())));
+        let r = reason(handle_text(frame, &c));
+        assert!(r.contains("abcde") && r.contains("already answered"), "{r}");
+        let c = core(Ok(1), Ok(()));
+        assert_eq!(handle_text(frame, &c), None);
+    }
+
+    #[test]
+    fn bad_meta_never_reaches_the_core() {
+        let c = core(Ok(1), Ok(()));
+        let r = reason(handle_text(
+            r#"{"type":"inbound","content":"x","meta":{"a-b":"1"}}"#,
+            &c,
+        ));
+        assert!(r.contains("a-b"), "{r}");
+        assert!(c.pushed.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn urls_are_logged_without_their_query() {
+        assert_eq!(redact_url("wss://h/b?token=x"), "wss://h/b?…");
+        assert_eq!(redact_url("ws://h/b"), "ws://h/b");
+    }
+}
