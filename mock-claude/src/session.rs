@@ -351,8 +351,17 @@ struct PermissionState {
     outcome: Option<Verdict>,
 }
 
+/// The lists in flight: when the last answer arrives, the reader runs the gate *before* reading
+/// the next line, so a push sent right after answering `tools/list` is not lost.
+struct Listing {
+    remaining: std::collections::HashSet<String>,
+    caps: Value,
+    era: Era,
+}
+
 struct State {
     transcript: Transcript,
+    listing: Option<Listing>,
     pending: HashMap<String, oneshot::Sender<Value>>,
     phase: Phase,
     turns: VecDeque<Turn>,
@@ -370,6 +379,7 @@ struct Shared {
     changed: Notify,
     started: Instant,
     profile: Arc<Profile>,
+    options: LaunchOptions,
     server_name: String,
     key_re: regex::Regex,
     writer: tokio::sync::Mutex<Option<BoxWriter>>,
@@ -407,6 +417,17 @@ impl Shared {
         }
         self.changed.notify_waiters();
         self.write_line(text.as_bytes(), "sending a frame").await
+    }
+
+    /// Run the gate now (called with the state locked, when the last list answer arrived).
+    fn run_gate(&self, st: &mut State, caps: &Value, era: Era) {
+        let decision = gate::evaluate(&self.profile, &self.options, caps, era);
+        if decision.registered {
+            tracing::info!("{}", decision.log_line);
+        } else {
+            tracing::warn!("{}", decision.log_line);
+        }
+        st.phase = Phase::Listed(decision);
     }
 
     fn close(&self, reason: String) {
@@ -497,6 +518,7 @@ impl Session {
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 transcript: Transcript::default(),
+                listing: None,
                 pending: HashMap::new(),
                 phase: Phase::Handshaking,
                 turns: VecDeque::new(),
@@ -511,6 +533,7 @@ impl Session {
             changed: Notify::new(),
             started: Instant::now(),
             server_name: options.effective_server_name(),
+            options: options.clone(),
             key_re: regex::Regex::new(&profile.meta.key_pattern).expect("validated at load"),
             profile: profile.clone(),
             writer: tokio::sync::Mutex::new(Some(stdin)),
@@ -592,6 +615,10 @@ impl Session {
 
     async fn request(&self, method: &str, params: Value, timeout: Duration) -> Result<Value> {
         let id = self.alloc_id();
+        self.request_with_id(id, method, params, timeout).await
+    }
+
+    async fn request_with_id(&self, id: u64, method: &str, params: Value, timeout: Duration) -> Result<Value> {
         match self.request_frame(json!(id), method, params, timeout).await? {
             None => Err(Error::Timeout { what: format!("the answer to {method} (id {id})"), after: timeout }),
             Some(resp) => response_result(method, resp),
@@ -739,13 +766,30 @@ impl Session {
             Some(m) => json!({ "_meta": m }),
             None => json!({}),
         };
+        let ids: Vec<u64> = listed.iter().map(|_| self.alloc_id()).collect();
+        {
+            let mut st = self.shared.state.lock().unwrap();
+            if ids.is_empty() {
+                self.shared.run_gate(&mut st, &caps, era);
+            } else {
+                st.listing = Some(Listing {
+                    remaining: ids.iter().map(|i| id_key(&json!(i))).collect(),
+                    caps: caps.clone(),
+                    era,
+                });
+            }
+        }
         let answers: Vec<Result<Value>> = if profile.after_initialized.concurrent {
-            let futs: Vec<_> = listed.iter().map(|l| self.request(l, list_params(), init_timeout)).collect();
+            let futs: Vec<_> = listed
+                .iter()
+                .zip(&ids)
+                .map(|(l, id)| self.request_with_id(*id, l, list_params(), init_timeout))
+                .collect();
             futures_join_all(futs).await
         } else {
             let mut v = Vec::new();
-            for l in &listed {
-                v.push(self.request(l, list_params(), init_timeout).await);
+            for (l, id) in listed.iter().zip(&ids) {
+                v.push(self.request_with_id(*id, l, list_params(), init_timeout).await);
             }
             v
         };
@@ -806,17 +850,11 @@ impl Session {
             }
         }
 
-        // 4. The gate, after listing.
-        let decision = gate::evaluate(&profile, &self.options, &caps, era);
-        if decision.registered {
-            tracing::info!("{}", decision.log_line);
-        } else {
-            tracing::warn!("{}", decision.log_line);
-        }
-        {
-            let mut st = self.shared.state.lock().unwrap();
-            st.phase = Phase::Listed(decision.clone());
-        }
+        // 4. The gate ran in the reader when the last list answer arrived.
+        let decision = match &self.shared.state.lock().unwrap().phase {
+            Phase::Listed(d) => d.clone(),
+            other => return Err(Error::Protocol(format!("lists answered but the gate did not run ({other:?})"))),
+        };
         self.shared.changed.notify_waiters();
         timings.total = start.elapsed();
         let hs = Handshake {
@@ -1478,7 +1516,19 @@ async fn handle_line(shared: &Arc<Shared>, line: Vec<u8>) {
     };
     match frame_kind(&frame) {
         "result" | "error" => {
-            let tx = shared.state.lock().unwrap().pending.remove(&id_key(&frame["id"]));
+            let key = id_key(&frame["id"]);
+            let tx = {
+                let mut st = shared.state.lock().unwrap();
+                let done = match st.listing.as_mut() {
+                    Some(l) => l.remaining.remove(&key) && l.remaining.is_empty(),
+                    None => false,
+                };
+                if done {
+                    let l = st.listing.take().expect("listing present");
+                    shared.run_gate(&mut st, &l.caps, l.era);
+                }
+                st.pending.remove(&key)
+            };
             match tx {
                 Some(tx) => {
                     let _ = tx.send(frame);
