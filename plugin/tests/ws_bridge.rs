@@ -2,6 +2,7 @@
 //! inbound → channel notification, replies with seq, malformed frames,
 //! permission relay, token, shutdown.
 
+mod support;
 mod support_ws;
 
 use serde_json::{json, Value};

@@ -1,6 +1,7 @@
 //! Startup errors, --help, backoff as logged by the real process, the full
 //! queue, and wss:// without a crypto-provider panic.
 
+mod support;
 mod support_ws;
 
 use std::process::Stdio;

@@ -2,6 +2,7 @@
 //! Python's `websockets` package (PyPI). Install: `python3 -m pip install websockets`.
 //! This test FAILS (it does not skip) when python3 or the package is missing.
 
+mod support;
 mod support_ws;
 
 use std::process::Stdio;

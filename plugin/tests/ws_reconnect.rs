@@ -2,6 +2,7 @@
 //! stops answering pings; replies made meanwhile are queued and delivered in
 //! order after the next hello, none lost, none duplicated.
 
+mod support;
 mod support_ws;
 
 use futures_util::SinkExt;
@@ -177,14 +178,10 @@ async fn sigterm_closes_the_socket_and_exits_zero() {
     let mut peer = bridge.accept().await;
     peer.expect_kind("hello").await;
     plugin.handshake().await;
-    let pid = plugin.pid() as libc::pid_t;
-    // SAFETY: plain kill(2) on our own child.
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    plugin.mcp.signal(libc::SIGTERM);
     let close = peer.expect_close().await.expect("a close code");
     assert_eq!(close.code, CloseCode::Normal);
-    let status = tokio::time::timeout(support_ws::WAIT, plugin.child.wait())
-        .await
-        .expect("plugin exits after SIGTERM even with stdin open")
-        .unwrap();
+    // Exits even though stdin is still open.
+    let status = plugin.mcp.wait_exit(support_ws::WAIT).await;
     assert!(status.success(), "{status:?}; stderr:\n{}", plugin.stderr());
 }

@@ -1,26 +1,26 @@
 //! Test support for the WebSocket bridge: a scripted bridge on loopback
 //! ([`BridgeServer`]/[`BridgePeer`], real tokio-tungstenite), a driver for
-//! the real `channel-plugin ws` process over real pipes ([`Plugin`]), and
+//! the real `channel-plugin ws` process over real pipes ([`Plugin`], built on
+//! the shared `support::McpClient`; test files declare `mod support;` too), and
 //! validation of every frame against `fixtures/schemas/ws/`.
 // The upgrade callback signature (a large `Err`) is fixed by tungstenite.
 #![allow(dead_code, clippy::result_large_err)]
 
-use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::process::{ExitStatus, Stdio};
+use std::process::ExitStatus;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::process::{Child, ChildStdin, Command};
-use tokio::sync::mpsc;
+use tokio::process::Command;
 use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
+
+use crate::support::{reply_call, McpClient};
 
 /// Generous: the machine is shared; never assert speed.
 pub const WAIT: Duration = Duration::from_secs(20);
@@ -233,9 +233,7 @@ impl BridgePeer {
 
 // ---------------------------------------------------------------- plugin
 
-pub fn plugin_bin() -> &'static str {
-    env!("CARGO_BIN_EXE_channel-plugin")
-}
+pub use crate::support::plugin_bin;
 
 /// `channel-plugin ws` with a clean environment for its own variables, fast
 /// test timings, and `extra` flags.
@@ -271,66 +269,28 @@ pub fn clean_env(cmd: &mut Command) {
     cmd.env("RUST_LOG", "info,channel_plugin=debug");
 }
 
-/// A running plugin process, driven as Claude Code would over its stdio.
+/// A running plugin process, driven as Claude Code would over its stdio:
+/// the shared [`McpClient`] plus what the ws tests need on top.
 pub struct Plugin {
-    pub child: Child,
-    stdin: Option<ChildStdin>,
-    stdout: mpsc::UnboundedReceiver<Result<Value, String>>,
-    /// Messages read while waiting for something else.
-    backlog: VecDeque<Value>,
-    stderr: Arc<Mutex<String>>,
+    pub mcp: McpClient,
+    /// Request ids for our calls (the shared handshake uses 0 and 1).
     next_id: i64,
 }
 
 impl Plugin {
-    pub fn spawn(mut cmd: Command) -> Plugin {
-        cmd.stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        let mut child = cmd.spawn().expect("spawning channel-plugin");
-        let stdin = child.stdin.take();
-        let (tx, rx) = mpsc::unbounded_channel();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        tokio::spawn(async move {
-            while let Ok(Some(line)) = lines.next_line().await {
-                // stdout is protocol only: anything else is a defect.
-                let item = serde_json::from_str::<Value>(&line)
-                    .map_err(|e| format!("non-JSON line on stdout {line:?}: {e}"));
-                if tx.send(item).is_err() {
-                    break;
-                }
-            }
-        });
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let sink = stderr.clone();
-        let mut err_lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        tokio::spawn(async move {
-            while let Ok(Some(line)) = err_lines.next_line().await {
-                if std::env::var_os("WS_TEST_ECHO_STDERR").is_some() {
-                    eprintln!("[plugin] {line}");
-                }
-                let mut s = sink.lock().unwrap();
-                s.push_str(&line);
-                s.push('\n');
-            }
-        });
+    pub fn spawn(cmd: Command) -> Plugin {
         Plugin {
-            child,
-            stdin,
-            stdout: rx,
-            backlog: VecDeque::new(),
-            stderr,
-            next_id: 0,
+            mcp: McpClient::spawn_command(cmd),
+            next_id: 100,
         }
     }
 
     pub fn pid(&self) -> u32 {
-        self.child.id().expect("plugin still running")
+        self.mcp.pid()
     }
 
     pub fn stderr(&self) -> String {
-        self.stderr.lock().unwrap().clone()
+        self.mcp.stderr()
     }
 
     /// Wait until stderr satisfies `pred`; panics with the log otherwise.
@@ -349,99 +309,45 @@ impl Plugin {
     }
 
     pub async fn send(&mut self, msg: Value) {
-        let mut line = serde_json::to_vec(&msg).unwrap();
-        line.push(b'\n');
-        let stdin = self.stdin.as_mut().expect("stdin open");
-        stdin
-            .write_all(&line)
-            .await
-            .expect("writing to plugin stdin");
-        stdin.flush().await.unwrap();
+        self.mcp.send(&msg).await;
     }
 
-    async fn read(&mut self) -> Value {
-        match tokio::time::timeout(WAIT, self.stdout.recv()).await {
-            Err(_) => panic!(
-                "no message on stdout within {WAIT:?}; stderr:\n{}",
-                self.stderr()
-            ),
-            Ok(None) => panic!("plugin stdout closed; stderr:\n{}", self.stderr()),
-            Ok(Some(Err(bad))) => panic!("{bad}"),
-            Ok(Some(Ok(v))) => v,
-        }
-    }
-
+    /// A request with a fresh id; returns the whole response.
     pub async fn request(&mut self, method: &str, params: Value) -> Value {
         let id = self.next_id;
         self.next_id += 1;
-        self.send(json!({"jsonrpc":"2.0","id":id,"method":method,"params":params}))
-            .await;
-        loop {
-            let msg = self.read().await;
-            if msg.get("id") == Some(&json!(id)) && msg.get("method").is_none() {
-                return msg;
-            }
-            self.backlog.push_back(msg);
-        }
+        self.mcp.call(id, method, params).await
     }
 
-    /// initialize, initialized, tools/list: what Claude Code does first.
+    /// The opening Claude Code 2.1.330 performs (shared support).
     pub async fn handshake(&mut self) -> Value {
-        let init = self
-            .request(
-                "initialize",
-                json!({"protocolVersion":"2025-11-25","capabilities":{},
-                       "clientInfo":{"name":"ws-test","version":"0"}}),
-            )
-            .await;
-        assert!(init.get("result").is_some(), "initialize failed: {init}");
-        self.send(json!({"jsonrpc":"2.0","method":"notifications/initialized"}))
-            .await;
-        let tools = self.request("tools/list", json!({})).await;
-        assert!(
-            tools["result"]["tools"].is_array(),
-            "tools/list failed: {tools}"
-        );
-        init
+        let result = self.mcp.handshake().await;
+        // Keep the shape our tests read: `{"result": …}`.
+        json!({ "result": result })
     }
 
-    /// Call `reply`; returns the tool result (`result` of the response).
+    /// Call `reply` as Claude Code does; returns the tool result.
     pub async fn reply(&mut self, text: &str, is_final: bool) -> Value {
-        let resp = self
-            .request(
-                "tools/call",
-                json!({"name":"reply","arguments":{"text":text,"final":is_final}}),
-            )
+        let id = self.next_id;
+        self.next_id += 1;
+        self.mcp
+            .send(&reply_call(id, json!({"text": text, "final": is_final})))
             .await;
+        let resp = self.mcp.expect_response(id).await;
         resp.get("result")
             .cloned()
             .unwrap_or_else(|| panic!("tools/call failed: {resp}"))
     }
 
-    /// The next notification with `method` (others are kept for later).
+    /// The params of the next notification with `method`.
     pub async fn expect_notification(&mut self, method: &str) -> Value {
-        if let Some(pos) = self.backlog.iter().position(|m| m["method"] == method) {
-            return self.backlog.remove(pos).unwrap()["params"].clone();
-        }
-        loop {
-            let msg = self.read().await;
-            if msg["method"] == method {
-                return msg["params"].clone();
-            }
-            self.backlog.push_back(msg);
-        }
+        self.mcp.expect_notification(method).await["params"].clone()
     }
 
     /// Close stdin (Claude Code went away) and wait for the exit.
     pub async fn close_stdin_and_wait(&mut self) -> ExitStatus {
-        drop(self.stdin.take());
-        match tokio::time::timeout(WAIT, self.child.wait()).await {
-            Ok(status) => status.unwrap(),
-            Err(_) => panic!(
-                "plugin did not exit after stdin closed; stderr:\n{}",
-                self.stderr()
-            ),
-        }
+        self.mcp.close_stdin();
+        self.mcp.wait_exit(WAIT).await
     }
 }
 
