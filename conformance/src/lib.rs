@@ -10,10 +10,15 @@
 //! It never depends on the `plugin` crate: the harness does not trust the
 //! code it tests.
 
+pub mod app;
 pub mod baseline;
 pub mod catalogue;
+pub mod cli;
+pub mod driver;
 pub mod outcome;
 pub mod release_gate;
 pub mod report;
 pub mod requirements;
+pub mod runner;
+pub mod scenario;
 pub mod trigger;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
-use channel_conformance::release_gate::{install, probe, record};
+use channel_conformance::release_gate::{derive, diff, install, probe, record};
 
 /// The real-Claude-Code release gate. Runs a real `claude` offline (fresh HOME, fake API key,
 /// loopback fake of the Messages API) against a recording probe server.
@@ -39,6 +39,48 @@ enum Cmd {
     ///
     /// Example: release-gate record --version 2.1.80 --out fixtures/recordings
     Record(RecordArgs),
+    /// Derive a profile from a release's recordings (prints it, or writes it with --write).
+    ///
+    /// Example: release-gate derive --version 2.1.300 --write
+    Derive(DeriveArgs),
+    /// Drift report between two profiles (exit 3 on drift, 0 when equal).
+    ///
+    /// Example: release-gate diff fixtures/profiles/claude-code-2.1.300.json
+    Diff(DiffArgs),
+}
+
+#[derive(clap::Args)]
+struct DeriveArgs {
+    /// The release whose recordings to read.
+    #[arg(long)]
+    version: String,
+    #[arg(long, default_value = "fixtures/recordings")]
+    recordings: PathBuf,
+    #[arg(long, default_value = "fixtures/profiles")]
+    profiles: PathBuf,
+    #[arg(long, default_value = "fixtures/schemas/profile.schema.json")]
+    schema: PathBuf,
+    /// Write `<profiles>/claude-code-<VERSION>.json` (refuses to replace an existing profile).
+    #[arg(long)]
+    write: bool,
+    /// Write to this path instead.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct DiffArgs {
+    /// The new profile.
+    new: PathBuf,
+    /// The old profile; default: the committed profile of the same version if there is one,
+    /// else the newest committed profile of another version.
+    #[arg(long)]
+    against: Option<PathBuf>,
+    #[arg(long, default_value = "fixtures/profiles")]
+    profiles: PathBuf,
+    /// Print Markdown instead of text.
+    #[arg(long)]
+    markdown: bool,
 }
 
 #[derive(clap::Args)]
@@ -95,6 +137,87 @@ fn main() -> anyhow::Result<()> {
             .build()?
             .block_on(probe::run(args)),
         Cmd::ProbeWatch(args) => probe::watch(args),
+        Cmd::Derive(args) => {
+            let recs = record::read_dir(&args.recordings.join(&args.version))?;
+            let profiles = derive::committed_profiles(&args.profiles)?;
+            let (_, base) = profiles
+                .iter()
+                .next_back()
+                .context("no committed profile to start from")?;
+            let binary = install::locate(&install::cache_root(), &args.version)
+                .map(|c| derive::binary_identity(&c));
+            let profile = derive::derive(&args.version, &recs, base, binary)?;
+            derive::validate(&profile, &args.schema)?;
+            let text = serde_json::to_string_pretty(&profile)? + "\n";
+            let target = args.out.clone().or_else(|| {
+                args.write.then(|| {
+                    args.profiles
+                        .join(format!("claude-code-{}.json", args.version))
+                })
+            });
+            match target {
+                Some(path) => {
+                    if args.out.is_none() && path.exists() {
+                        anyhow::bail!(
+                            "{} exists (owned by mock-claude); not replacing it. Use --out to write elsewhere and `release-gate diff` to compare.",
+                            path.display()
+                        );
+                    }
+                    std::fs::write(&path, text)?;
+                    eprintln!("wrote {}", path.display());
+                }
+                None => print!("{text}"),
+            }
+            Ok(())
+        }
+        Cmd::Diff(args) => {
+            let new: serde_json::Value = serde_json::from_str(
+                &std::fs::read_to_string(&args.new)
+                    .with_context(|| format!("reading {}", args.new.display()))?,
+            )?;
+            let old: serde_json::Value = match &args.against {
+                Some(p) => serde_json::from_str(
+                    &std::fs::read_to_string(p)
+                        .with_context(|| format!("reading {}", p.display()))?,
+                )?,
+                None => {
+                    let profiles = derive::committed_profiles(&args.profiles)?;
+                    let nv = new["version"].as_str().unwrap_or_default();
+                    let same = derive::Version::parse(nv)
+                        .ok()
+                        .and_then(|v| profiles.get(&v));
+                    let canon_new = std::fs::canonicalize(&args.new).ok();
+                    let same = same.filter(|_| {
+                        canon_new
+                            != std::fs::canonicalize(
+                                args.profiles.join(format!("claude-code-{nv}.json")),
+                            )
+                            .ok()
+                    });
+                    match same {
+                        Some(p) => p.clone(),
+                        None => profiles
+                            .iter()
+                            .rev()
+                            .find(|(v, _)| v.to_string() != nv)
+                            .map(|(_, p)| p.clone())
+                            .context("no committed profile to compare with")?,
+                    }
+                }
+            };
+            let ov = old["version"].as_str().unwrap_or("?").to_owned();
+            let nv = new["version"].as_str().unwrap_or("?").to_owned();
+            let changes = diff::diff(&old, &new);
+            if args.markdown {
+                print!("{}", diff::render_markdown(&ov, &nv, &changes));
+            } else {
+                print!("{}", diff::render_text(&ov, &nv, &changes));
+            }
+            if !changes.is_empty() {
+                std::process::exit(diff::DRIFT_EXIT_CODE);
+            }
+            Ok(())
+        }
         Cmd::Record(args) => {
             let claude = claude_for(&args.version, args.install)?;
             let exe = std::env::current_exe()?;

@@ -8,7 +8,11 @@
 //! - [`session`]: one sandboxed, offline run of the client (`mcp list`, `-p`, interactive).
 //! - [`pty`]: the pseudo-terminal driver for interactive runs.
 //! - [`record`]: the scenarios, and redacting a run into a committed recording.
+//! - [`derive`]: a profile from a release's recordings.
+//! - [`diff`]: drift between two profiles.
 
+pub mod derive;
+pub mod diff;
 pub mod events;
 pub mod fake_api;
 pub mod install;

@@ -74,9 +74,9 @@ impl FromStr for TriggerSpec {
                 dir: PathBuf::from(dir),
             })
         } else if let Some(cmd) = s.strip_prefix("command:") {
-            if !cmd.contains("{content}") {
+            if !cmd.contains("{content}") && !cmd.contains("{json}") {
                 return Err(format!(
-                    "command trigger {cmd:?} must contain the {{content}} placeholder"
+                    "command trigger {cmd:?} must contain the {{content}} (or {{json}}) placeholder"
                 ));
             }
             Ok(TriggerSpec::Command {
@@ -142,12 +142,18 @@ impl TriggerSpec {
         match self {
             TriggerSpec::HttpDiscovery { dir } => http::prepare(dir, label).await,
             TriggerSpec::WsBridge => ws::prepare(label).await,
-            TriggerSpec::Command { template } => Ok(command::prepare(template)),
-            TriggerSpec::None => Ok(Prepared {
-                env: vec![],
-                placeholders: vec![],
-                outside: Outside::new(Kind::None),
-            }),
+            TriggerSpec::Command { template } => {
+                let dir = scratch_dir(label)?;
+                Ok(command::prepare(template, &dir))
+            }
+            TriggerSpec::None => {
+                let dir = scratch_dir(label)?;
+                Ok(Prepared {
+                    env: vec![],
+                    placeholders: vec![("dir", dir.display().to_string())],
+                    outside: Outside::new(Kind::None),
+                })
+            }
         }
     }
 }
@@ -175,7 +181,7 @@ impl Prepared {
 pub(crate) enum Kind {
     Http(http::HttpOutside),
     Ws(ws::WsOutside),
-    Command(String),
+    Command(String, PathBuf),
     None,
 }
 
@@ -219,7 +225,7 @@ impl Outside {
                 Ok(())
             }
             Kind::Ws(w) => w.connect(timeout).await,
-            Kind::Command(_) | Kind::None => Ok(()),
+            Kind::Command(..) | Kind::None => Ok(()),
         }
     }
 
@@ -227,7 +233,7 @@ impl Outside {
         match &mut self.kind {
             Kind::Http(h) => h.inject(event).await,
             Kind::Ws(w) => w.inject(event).await,
-            Kind::Command(template) => command::run(template, event).await,
+            Kind::Command(template, dir) => command::run(template, dir, event).await,
             Kind::None => anyhow::bail!("no trigger configured"),
         }
     }
@@ -269,6 +275,19 @@ impl Outside {
     }
 }
 
+/// A fresh per-session directory for `{dir}` when the trigger has none of
+/// its own (a trigger file, a reply log...).
+fn scratch_dir(label: &str) -> anyhow::Result<PathBuf> {
+    let dir = std::env::temp_dir()
+        .join(format!("channel-conformance-{}", std::process::id()))
+        .join(label);
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir)?;
+    }
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
 /// POSIX single-quote quoting for `sh -c`.
 pub fn shell_quote(s: &str) -> String {
     if !s.is_empty()
@@ -301,6 +320,7 @@ mod tests {
             "command:echo hi".parse::<TriggerSpec>().is_err(),
             "needs {{content}}"
         );
+        assert!("command:echo {json} >> f".parse::<TriggerSpec>().is_ok());
         assert!("carrier-pigeon".parse::<TriggerSpec>().is_err());
     }
 
