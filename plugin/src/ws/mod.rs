@@ -52,9 +52,14 @@ Frames (JSON text messages):
   out  {\"type\":\"error\",\"reason\":\"…\"}                                   answer to a refused frame
 
 The plugin never exits because the bridge is down: it reconnects with backoff
-(250 ms doubling to 30 s, full jitter) and queues replies meanwhile (1,024
-frames / 1 MiB). Replies are delivered at least once and in order; a bridge
-drops a repeated `seq`. Logs go to stderr (RUST_LOG=debug for more).";
+(250 ms doubling to 30 s, full jitter, every attempt logged) and its MCP side
+keeps answering. Replies made meanwhile are queued (1,024 frames / 1 MiB; the
+reply tool says \"sent\" or \"queued\", and reports an error when the queue is
+full) and flushed in order after the next hello. Delivery is at-least-once: a
+reply whose connection died before the bridge's pong confirmed it is sent
+again with the same `seq`, so a bridge drops a repeated `seq`. A ping goes out
+every 20 s; no pong for two intervals, or a close from the bridge, means
+reconnect. Logs go to stderr (RUST_LOG=debug for more).";
 
 /// `channel-plugin ws`: connect out to an agent platform's WebSocket bridge.
 #[derive(Debug, Clone, clap::Args)]
