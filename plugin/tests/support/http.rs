@@ -27,8 +27,14 @@ pub struct HttpPlugin {
 }
 
 /// Poll until `path` holds a discovery record (written atomically, so a
-/// present file is complete).
+/// present file is complete); the failure message includes `mcp`'s stderr.
 pub async fn wait_for_discovery(path: &Path, mcp: &McpClient) -> Value {
+    wait_for_discovery_with(path, || format!("stderr:\n{}", mcp.stderr())).await
+}
+
+/// [`wait_for_discovery`] for a plugin not spawned by [`McpClient`];
+/// `context` supplies text for the failure message.
+pub async fn wait_for_discovery_with(path: &Path, context: impl Fn() -> String) -> Value {
     let deadline = tokio::time::Instant::now() + TIMEOUT;
     loop {
         if let Ok(bytes) = std::fs::read(path) {
@@ -36,9 +42,9 @@ pub async fn wait_for_discovery(path: &Path, mcp: &McpClient) -> Value {
         }
         if tokio::time::Instant::now() > deadline {
             panic!(
-                "no discovery file at {} within {TIMEOUT:?}\nstderr:\n{}",
+                "no discovery file at {} within {TIMEOUT:?}\n{}",
                 path.display(),
-                mcp.stderr()
+                context()
             );
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -110,20 +116,7 @@ impl HttpPlugin {
 
     /// Open GET /sse (optionally resuming after `last_event_id`).
     pub async fn sse(&self, last_event_id: Option<u64>) -> SseStream {
-        let mut request = self.authed(reqwest::Method::GET, "/sse");
-        if let Some(id) = last_event_id {
-            request = request.header("Last-Event-ID", id.to_string());
-        }
-        // No overall timeout on a stream that lives for the whole test.
-        let client = reqwest::Client::new();
-        let request = request.build().unwrap();
-        let response = client.execute(request).await.expect("GET /sse");
-        assert_eq!(response.status(), 200);
-        assert_eq!(response.headers()["content-type"], "text/event-stream");
-        SseStream {
-            body: Box::pin(response.bytes_stream()),
-            buf: String::new(),
-        }
+        SseStream::connect(&self.url("/sse"), &self.secret, last_event_id).await
     }
 }
 
@@ -149,6 +142,23 @@ pub enum SseBlock {
 }
 
 impl SseStream {
+    /// A plain streaming GET of `url` with the bearer `secret`; asserts 200
+    /// and `text/event-stream`.
+    pub async fn connect(url: &str, secret: &str, last_event_id: Option<u64>) -> SseStream {
+        // No overall timeout on a stream that lives for the whole test.
+        let mut request = reqwest::Client::new().get(url).bearer_auth(secret);
+        if let Some(id) = last_event_id {
+            request = request.header("Last-Event-ID", id.to_string());
+        }
+        let response = request.send().await.expect("GET /sse");
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["content-type"], "text/event-stream");
+        SseStream {
+            body: Box::pin(response.bytes_stream()),
+            buf: String::new(),
+        }
+    }
+
     /// The next block (events and comments), waiting up to `timeout`.
     pub async fn next_block(&mut self, timeout: Duration) -> SseBlock {
         let deadline = tokio::time::Instant::now() + timeout;
