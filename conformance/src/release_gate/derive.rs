@@ -83,6 +83,7 @@ pub struct Observed {
     /// name → shape, for variables the client added, per entrypoint mode.
     pub env_print: BTreeMap<String, String>,
     pub env_interactive: BTreeMap<String, String>,
+    pub env_list: BTreeMap<String, String>,
     /// (SIGINT→SIGTERM, SIGTERM→death) in ms.
     pub shutdown_ms: Option<(i64, i64)>,
     pub gate_line: Option<String>,
@@ -162,6 +163,9 @@ pub fn observe(recs: &BTreeMap<String, Vec<Value>>) -> anyhow::Result<Observed> 
         at("probe_gone", None),
     ) {
         o.shutdown_ms = Some((term - int, gone - term));
+    }
+    if let Some(list) = recs.get("mcp-list.discover-error") {
+        o.env_list = added_env(list);
     }
     if let Some(silent) = recs.get("mcp-list.discover-silent") {
         let mut disc = None;
@@ -298,20 +302,41 @@ fn apply_timeline(p: &mut Value, v: Version) -> Vec<String> {
     notes
 }
 
-fn env_entry(name: &str, shape: &str, notes: &mut Vec<String>) -> Option<Value> {
-    let kind = match (name, shape) {
+fn is_secret_name(name: &str) -> bool {
+    name.contains("TOKEN") || name.contains("SECRET") || name.ends_with("_KEY")
+}
+
+/// The profile's env entry for a variable the client added, from the value shape the probe saw.
+fn env_entry(name: &str, shape: &str, v: Version, notes: &mut Vec<String>) -> Option<Value> {
+    let dotted = v.to_string();
+    let dashed = format!("{}-{}-{}", v.0, v.1, v.2);
+    let value = match (name, shape) {
         ("CLAUDE_CODE_ENTRYPOINT", _) => json!({"kind": "entrypoint"}),
         ("CLAUDE_CODE_SESSION_ID", "uuid") => json!({"kind": "session_uuid"}),
+        (n, _) if is_secret_name(n) => {
+            return Some(json!({"name": name, "value": {"kind": "random_secret"}, "secret": true}))
+        }
         (_, "cwd") => json!({"kind": "project_dir"}),
-        (_, s) if s.starts_with('=') => json!({"kind": "literal", "value": &s[1..]}),
+        (_, "uuid") => json!({"kind": "random_uuid"}),
+        (_, "path") => json!({"kind": "temp_path"}),
+        (_, s) if s.starts_with('=') => {
+            let lit = &s[1..];
+            if lit.contains(&dashed) {
+                json!({"kind": "template", "value": lit.replace(&dashed, "{major}-{minor}-{patch}")})
+            } else if lit.contains(&dotted) {
+                json!({"kind": "template", "value": lit.replace(&dotted, "{version}")})
+            } else {
+                json!({"kind": "literal", "value": lit})
+            }
+        }
         _ => {
             notes.push(format!(
-                "env {name} (value shape: {shape}) is added by the client but has no value kind in the profile schema; left out"
+                "env {name} (value shape: {shape}) is added by the client but its value kind is unknown; left out"
             ));
             return None;
         }
     };
-    Some(json!({"name": name, "value": kind}))
+    Some(json!({"name": name, "value": value}))
 }
 
 /// Information about the recorded binary for `source.binary`.
@@ -469,14 +494,13 @@ pub fn derive(
         .filter_map(|s| s.as_str().map(str::to_owned))
         .collect();
     for (name, shape) in names {
-        let secret = name.contains("TOKEN") || name.contains("SECRET") || name.ends_with("_KEY");
-        if secret {
-            if !secrets.contains(name) {
-                secrets.push(name.clone());
-            }
-            continue;
+        if is_secret_name(name) && !secrets.contains(name) {
+            secrets.push(name.clone());
         }
-        if let Some(e) = env_entry(name, shape, &mut notes) {
+        if let Some(mut e) = env_entry(name, shape, v, &mut notes) {
+            if !o.env_list.is_empty() && !o.env_list.contains_key(name) {
+                e["note"] = json!("present in -p and interactive, not in `claude mcp list`");
+            }
             env.push(e);
         }
     }

@@ -48,6 +48,10 @@ fn walk(path: &str, old: Option<&Value>, new: Option<&Value>, out: &mut Vec<Chan
                 if path.is_empty() && IGNORED.contains(&k.as_str()) {
                     continue;
                 }
+                // Free-text annotations are documentation, not behaviour.
+                if k == "note" || k == "notes" {
+                    continue;
+                }
                 let p = if path.is_empty() {
                     k.clone()
                 } else {
