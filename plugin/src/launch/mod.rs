@@ -36,8 +36,8 @@ Examples:
   channel-plugin launch --print-command
 
 What it runs (an existing session is resumed instead of started):
-  claude --session-id UUID --mcp-config '{\"mcpServers\":{\"channel\":{...this binary...}}}' \\
-         --dangerously-load-development-channels server:channel --debug-file ~/.claude/debug/UUID.txt
+  claude --session-id UUID --mcp-config '{\"mcpServers\":{\"opzero-channel\":{...this binary...}}}' \\
+         --dangerously-load-development-channels server:opzero-channel --debug-file ~/.claude/debug/UUID.txt
 
 Claude Code asks once per launch to confirm the development channel; choose
 \"I am using this for local development\". Then `channel-plugin doctor` checks
@@ -60,9 +60,10 @@ pub struct LaunchArgs {
     /// Which bridge the plugin runs.
     #[arg(long, value_enum, default_value = "http")]
     pub bridge: BridgeKind,
-    /// MCP server name; claude calls the channel `server:NAME`.
-    #[arg(long, value_name = "NAME", default_value = "channel")]
-    pub name: String,
+    /// MCP server name; claude calls the channel `server:NAME`
+    /// [default: opzero-channel for http, synthesis for ws].
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
     #[command(flatten)]
     pub http: HttpBridgeOptions,
     #[command(flatten)]
@@ -241,7 +242,7 @@ pub fn build(args: &LaunchArgs) -> anyhow::Result<ClaudeInvocation> {
         SessionStart::New
     };
     let plugin = PluginCommand {
-        name: args.name.clone(),
+        name: default_server_name(args.name.as_deref(), args.bridge),
         plugin_bin: match &args.plugin_bin {
             Some(p) => p.clone(),
             None => plugin_command::own_binary()?,
@@ -287,7 +288,7 @@ pub async fn run(args: LaunchArgs) -> anyhow::Result<ExitCode> {
         if inv.resumed { "resuming" } else { "starting" },
         inv.session_id,
         inv.cwd.display(),
-        args.name,
+        default_server_name(args.name.as_deref(), args.bridge),
         match args.bridge {
             BridgeKind::Http => "http",
             BridgeKind::Ws => "ws",
@@ -298,6 +299,16 @@ pub async fn run(args: LaunchArgs) -> anyhow::Result<ExitCode> {
     }
     let err = inv.command().exec();
     Err(anyhow::Error::new(err).context(format!("cannot exec {}", inv.claude.display())))
+}
+
+/// The server name the seeds used: `opzero-channel` (HTTP bridge, the web UI
+/// launcher) and `synthesis` (WebSocket bridge, the agent platform).
+pub fn default_server_name(name: Option<&str>, bridge: BridgeKind) -> String {
+    match (name, bridge) {
+        (Some(n), _) => n.to_owned(),
+        (None, BridgeKind::Http) => "opzero-channel".to_owned(),
+        (None, BridgeKind::Ws) => "synthesis".to_owned(),
+    }
 }
 
 /// POSIX shell single-quoting; bare words stay bare.

@@ -71,9 +71,10 @@ pub struct SpawnArgs {
     pub ws: WsBridgeOptions,
     #[command(flatten)]
     pub http: launch::HttpBridgeOptions,
-    /// MCP server name; claude calls the channel `server:NAME`.
-    #[arg(long, value_name = "NAME", default_value = "synthesis")]
-    pub name: String,
+    /// MCP server name; claude calls the channel `server:NAME`
+    /// [default: synthesis for ws, opzero-channel for http].
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
     /// Also pass `--channels server:NAME` (as the seed process manager did).
     #[arg(long)]
     pub channels_flag: bool,
@@ -131,7 +132,7 @@ pub async fn run(args: SpawnArgs) -> anyhow::Result<ExitCode> {
         (None, None) => (uuid::Uuid::new_v4().to_string(), false),
     };
     let plugin = PluginCommand {
-        name: args.name.clone(),
+        name: launch::default_server_name(args.name.as_deref(), args.bridge),
         plugin_bin: match &args.plugin_bin {
             Some(p) => p.clone(),
             None => launch::plugin_command::own_binary()?,
