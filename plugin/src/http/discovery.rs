@@ -49,18 +49,37 @@ pub fn prepare_dir(dir: &Path) -> anyhow::Result<()> {
             dir.display()
         );
     }
+    // Unwritable first: that error names the real obstacle.
+    let c_dir = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes())
+        .context("discovery directory path contains a NUL byte")?;
+    // SAFETY: `c_dir` is a valid NUL-terminated path.
+    if unsafe { libc::access(c_dir.as_ptr(), libc::W_OK | libc::X_OK) } != 0 {
+        let err = std::io::Error::last_os_error();
+        bail!(
+            "cannot write in discovery directory {}: {err}",
+            dir.display()
+        );
+    }
+    // Another user's directory: they could read, replace or pre-plant the
+    // file that carries our secret. Refuse, whatever its mode.
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    if meta.uid() != euid {
+        bail!(
+            "discovery directory {} is owned by uid {}, not by this user (uid {euid}); \
+             refusing to publish the secret there (pass --discovery-dir with a directory you own)",
+            dir.display(),
+            meta.uid()
+        );
+    }
     if meta.mode() & 0o077 != 0 {
-        if meta.uid() == unsafe { libc::geteuid() } {
-            fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).with_context(|| {
-                format!(
-                    "cannot restrict discovery directory {} to mode 0700",
-                    dir.display()
-                )
-            })?;
-            tracing::info!(dir = %dir.display(), "discovery directory permissions tightened to 0700");
-        } else {
-            tracing::warn!(dir = %dir.display(), "discovery directory is accessible to others and not ours; leaving it");
-        }
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).with_context(|| {
+            format!(
+                "cannot restrict discovery directory {} to mode 0700",
+                dir.display()
+            )
+        })?;
+        tracing::info!(dir = %dir.display(), "discovery directory permissions tightened to 0700");
     }
     Ok(())
 }
