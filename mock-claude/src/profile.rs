@@ -194,6 +194,12 @@ pub struct EnvVar {
     pub name: String,
     /// How its value is made.
     pub value: EnvValue,
+    /// The value is a secret (redacted from transcripts, never logged).
+    #[serde(default)]
+    pub secret: bool,
+    /// Free text (when the client sets it, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// How an env value is made.
@@ -211,6 +217,18 @@ pub enum EnvValue {
     ProjectDir,
     /// `cli` interactive, `sdk-cli` in `-p` mode (from [`crate::LaunchOptions::entrypoint`]).
     Entrypoint,
+    /// A string with placeholders `{version}` `{major}` `{minor}` `{patch}` `{session_id}`
+    /// `{project_dir}`.
+    Template {
+        /// The template.
+        value: String,
+    },
+    /// A fresh random UUID.
+    RandomUuid,
+    /// A fresh random opaque token (64 hex digits).
+    RandomSecret,
+    /// A path in a per-session temporary directory (not created).
+    TempPath,
 }
 
 /// Stray stdout handling.

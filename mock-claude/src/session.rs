@@ -56,13 +56,41 @@ impl MockClaude {
             .process_group(0)
             .kill_on_drop(true);
         let mut secrets = Vec::new();
+        let parts: Vec<&str> = profile.version.split('.').collect();
+        let part = |i: usize| parts.get(i).copied().unwrap_or("0");
+        let project = project_dir.display().to_string();
+        let sid = session_id.to_string();
         for var in &profile.env {
             let value = match &var.value {
                 EnvValue::Literal { value } => value.clone(),
-                EnvValue::SessionUuid => session_id.to_string(),
-                EnvValue::ProjectDir => project_dir.display().to_string(),
+                EnvValue::SessionUuid => sid.clone(),
+                EnvValue::ProjectDir => project.clone(),
                 EnvValue::Entrypoint => options.entrypoint.as_str().to_string(),
+                EnvValue::Template { value } => render::fill_template(
+                    value,
+                    &[
+                        ("version", &profile.version),
+                        ("major", part(0)),
+                        ("minor", part(1)),
+                        ("patch", part(2)),
+                        ("session_id", &sid),
+                        ("project_dir", &project),
+                    ],
+                ),
+                EnvValue::RandomUuid => uuid::Uuid::new_v4().to_string(),
+                EnvValue::RandomSecret => {
+                    let mut rng = rand::rng();
+                    (0..32).map(|_| format!("{:02x}", rng.random::<u8>())).collect()
+                }
+                EnvValue::TempPath => std::env::temp_dir()
+                    .join(format!("mock-claude-{sid}"))
+                    .join(var.name.to_ascii_lowercase())
+                    .display()
+                    .to_string(),
             };
+            if var.secret {
+                secrets.push(value.clone());
+            }
             cmd.env(&var.name, value);
         }
         for (k, v) in &options.extra_env {
@@ -598,7 +626,12 @@ impl Session {
             }
             st.pending.insert(id_key(&id), tx);
         }
-        let frame = json!({ "method": method, "params": params, "jsonrpc": "2.0", "id": id });
+        // Observed: a request without params (legacy tools/list) has no `params` key at all.
+        let frame = if params.as_object().is_some_and(|p| p.is_empty()) {
+            json!({ "method": method, "jsonrpc": "2.0", "id": id })
+        } else {
+            json!({ "method": method, "params": params, "jsonrpc": "2.0", "id": id })
+        };
         self.shared.send(frame).await?;
         match tokio::time::timeout(timeout, rx).await {
             Ok(Ok(resp)) => Ok(Some(resp)),
@@ -1010,19 +1043,19 @@ impl Session {
     pub async fn call_tool_unchecked(&self, name: &str, arguments: Value) -> Result<ToolResult> {
         let id = self.alloc_id();
         let tool_use_id = new_tool_use_id(self.profile.tools_call.tool_use_id_prefix.as_deref().unwrap_or("toolu_"));
-        let mut meta = Map::new();
+        // Modern era (FINDINGS 6): the three identity keys come first, then the tool-use id.
+        let mut meta = match self.handshake.as_ref().map(|h| h.era) {
+            Some(Era::Modern) => match self.client_meta() {
+                Value::Object(m) => m,
+                _ => Map::new(),
+            },
+            _ => Map::new(),
+        };
         meta.insert(self.profile.tools_call.tool_use_id_meta_key.clone(), json!(tool_use_id));
         if self.profile.tools_call.progress_token == "request_id" {
             meta.insert("progressToken".into(), json!(id));
         }
-        let mut params = json!({ "name": name, "arguments": arguments, "_meta": meta });
-        if self.handshake.as_ref().is_some_and(|h| h.era == Era::Modern) {
-            if let Some(m) = params["_meta"].as_object_mut() {
-                if let Value::Object(cm) = self.client_meta() {
-                    m.extend(cm);
-                }
-            }
-        }
+        let params = json!({ "name": name, "arguments": arguments, "_meta": meta });
         let was_busy = self.shared.state.lock().unwrap().busy;
         self.set_busy(true);
         let resp = self.request_frame(json!(id), "tools/call", params, self.call_timeout).await;

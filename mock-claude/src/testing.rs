@@ -85,7 +85,7 @@ impl ScriptedPlugin {
 /// The plugin side of a memory pair: push events, see what the client sent.
 #[derive(Clone)]
 pub struct PluginHandle {
-    out: mpsc::UnboundedSender<String>,
+    out: mpsc::UnboundedSender<Option<String>>,
     received: Arc<Mutex<Vec<Value>>>,
 }
 
@@ -100,11 +100,11 @@ impl PluginHandle {
     }
     /// Send any frame.
     pub fn send(&self, frame: Value) {
-        let _ = self.out.send(frame.to_string());
+        let _ = self.out.send(Some(frame.to_string()));
     }
     /// Send a raw line (junk).
     pub fn send_raw(&self, line: &str) {
-        let _ = self.out.send(line.to_string());
+        let _ = self.out.send(Some(line.to_string()));
     }
     /// Send a permission verdict.
     pub fn verdict(&self, request_id: &str, behavior: &str) {
@@ -127,15 +127,17 @@ pub fn memory(profile: &Profile, options: LaunchOptions, plugin: ScriptedPlugin)
     let (client_read, client_write) = tokio::io::split(client_io);
     let (server_read, mut server_write) = tokio::io::split(server_io);
     let session = Session::connect(profile, options, client_read, client_write);
-    let (tx, mut rx) = mpsc::unbounded_channel::<String>();
+    let (tx, mut rx) = mpsc::unbounded_channel::<Option<String>>();
     let received = Arc::new(Mutex::new(Vec::new()));
     let handle = PluginHandle { out: tx.clone(), received: received.clone() };
     tokio::spawn(async move {
-        while let Some(line) = rx.recv().await {
+        // `None` = the client closed our stdin: exit like a correct server (close stdout).
+        while let Some(Some(line)) = rx.recv().await {
             if server_write.write_all(line.as_bytes()).await.is_err() || server_write.write_all(b"\n").await.is_err() {
                 break;
             }
         }
+        let _ = server_write.shutdown().await;
     });
     tokio::spawn(async move {
         let mut lines = BufReader::new(server_read).lines();
@@ -181,14 +183,15 @@ pub fn memory(profile: &Profile, options: LaunchOptions, plugin: ScriptedPlugin)
                 _ => Some(json!({ "jsonrpc": "2.0", "id": id, "error": { "code": -32601, "message": "Method not found" } })),
             };
             if let Some(r) = reply {
-                let _ = tx.send(r.to_string());
+                let _ = tx.send(Some(r.to_string()));
             }
             if method == "tools/list" {
                 for p in &plugin.push_after_tools_list {
-                    let _ = tx.send(p.to_string());
+                    let _ = tx.send(Some(p.to_string()));
                 }
             }
         }
+        let _ = tx.send(None);
     });
     (session, handle)
 }

@@ -201,6 +201,11 @@ impl Transcript {
         self.entries.iter().filter(|e| e.dir == Direction::Stderr).filter_map(|e| e.line.as_deref()).collect()
     }
 
+    /// Secret values this transcript redacts (for tests that prove redaction).
+    pub fn secrets_for_test(&self) -> &[String] {
+        &self.secrets
+    }
+
     /// Bytes of stdout that were not protocol frames.
     pub fn stray_stdout_bytes(&self) -> u64 {
         self.stray_stdout_bytes

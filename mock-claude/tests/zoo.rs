@@ -85,12 +85,22 @@ async fn env_given_to_the_server_follows_the_profile() {
     s.handshake().await.unwrap();
     s.shutdown().await.unwrap();
     let stderr = s.transcript().stderr_lines().join("\n");
-    assert!(stderr.contains("CLAUDECODE,CLAUDE_CODE_ENTRYPOINT,CLAUDE_CODE_SESSION_ID,CLAUDE_PROJECT_DIR"), "{stderr}");
+    for name in ["CLAUDECODE", "CLAUDE_CODE_ENTRYPOINT", "CLAUDE_CODE_SESSION_ID", "CLAUDE_PROJECT_DIR", "CLAUDE_CODE_MESSAGING_TOKEN"] {
+        assert!(stderr.contains(name), "{name} missing: {stderr}");
+    }
+    // The secret value never reaches a redacted transcript.
+    let t = s.transcript();
+    assert!(!t.secrets_for_test().is_empty());
+    for secret in t.secrets_for_test() {
+        assert!(!t.to_ndjson(true).contains(secret.as_str()));
+    }
     let mut s = MockClaude::spawn(&profile("2.1.80"), zoo(None, &[])).await.unwrap();
     s.handshake().await.unwrap();
     s.shutdown().await.unwrap();
     let stderr = s.transcript().stderr_lines().join("\n");
-    assert!(!stderr.contains("CLAUDE_CODE_SESSION_ID"), "2.1.80 has no session id env: {stderr}");
+    if std::env::var_os("CLAUDE_CODE_SESSION_ID").is_none() {
+        assert!(!stderr.contains("CLAUDE_CODE_SESSION_ID"), "2.1.80 has no session id env: {stderr}");
+    }
 }
 
 #[tokio::test]
