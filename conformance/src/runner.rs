@@ -41,6 +41,7 @@ pub struct RunResult {
 pub async fn run(plan: &Plan) -> anyhow::Result<RunResult> {
     let limit = Arc::new(Semaphore::new(plan.parallelism.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
+    let mut ctxs = Vec::new();
     for profile in &plan.profiles {
         let version = Version::parse(&profile.version).with_context(|| {
             format!(
@@ -48,21 +49,25 @@ pub async fn run(plan: &Plan) -> anyhow::Result<RunResult> {
                 profile.version
             )
         })?;
-        let ctx = Ctx {
+        ctxs.push(Ctx {
             profile: profile.clone(),
             version,
             plugin: plan.plugin.clone(),
             trigger: plan.trigger.clone(),
             fixtures: plan.fixtures.clone(),
             timeouts: plan.timeouts,
-        };
-        for &s in plan.scenarios.iter().filter(|s| **s != Scenario::Session) {
+        });
+    }
+    // Scenario-major order: the semaphore is FIFO, so the timing-sensitive
+    // shutdown sessions run last, when fewer plugins compete for the CPU.
+    for &s in plan.scenarios.iter().filter(|s| **s != Scenario::Session) {
+        for ctx in &ctxs {
             let ctx = ctx.clone();
             let limit = limit.clone();
             tasks.spawn(async move {
                 let _permit = limit.acquire_owned().await.expect("semaphore never closes");
                 let outcome = scenario::run(&ctx, s).await;
-                (ctx.profile.version.clone(), version, s, outcome)
+                (ctx.profile.version.clone(), ctx.version, s, outcome)
             });
         }
     }

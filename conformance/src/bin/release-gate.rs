@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
-use channel_conformance::release_gate::{derive, diff, install, probe, record};
+use channel_conformance::release_gate::{derive, diff, gate, install, plugin_lane, probe, record};
 
 /// The real-Claude-Code release gate. Runs a real `claude` offline (fresh HOME, fake API key,
 /// loopback fake of the Messages API) against a recording probe server.
@@ -28,6 +28,13 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// Run the whole gate for a release: record, check, derive + diff the profile, run our
+    /// plugin under the real client, write report.json + report.md.
+    ///
+    /// Exit: 0 pass, 3 drift (profile changed, all checks passed), 2 a check failed, 1 error.
+    ///
+    /// Example: release-gate gate --version latest --install --out reports/latest
+    Gate(GateArgs),
     /// Run the recording probe MCP server on stdio (what the real client is pointed at).
     ///
     /// Example: release-gate probe --log /tmp/probe.ndjson --discover error --caps channel
@@ -47,6 +54,32 @@ enum Cmd {
     ///
     /// Example: release-gate diff fixtures/profiles/claude-code-2.1.300.json
     Diff(DiffArgs),
+}
+
+#[derive(clap::Args)]
+struct GateArgs {
+    /// Claude Code version: `latest` (npm), `newest-committed` (newest profile in --profiles),
+    /// or a number.
+    #[arg(long, default_value = "newest-committed")]
+    version: String,
+    /// Install with npm when the release is not cached (else: fail with the install command).
+    #[arg(long)]
+    install: bool,
+    /// Report directory (report.json, report.md, recordings/, the derived profile).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    #[arg(long, default_value = "target/release-gate/work")]
+    work: PathBuf,
+    #[arg(long, default_value = "fixtures/profiles")]
+    profiles: PathBuf,
+    #[arg(long, default_value = "fixtures/schemas/profile.schema.json")]
+    schema: PathBuf,
+    /// channel-plugin binary; default <workspace>/target/debug/channel-plugin.
+    #[arg(long)]
+    plugin: Option<PathBuf>,
+    /// Skip the plugin lanes (reported as not run).
+    #[arg(long)]
+    no_plugin: bool,
 }
 
 #[derive(clap::Args)]
@@ -137,6 +170,43 @@ fn main() -> anyhow::Result<()> {
             .build()?
             .block_on(probe::run(args)),
         Cmd::ProbeWatch(args) => probe::watch(args),
+        Cmd::Gate(args) => {
+            let version = if args.version == "newest-committed" {
+                gate::newest_committed(&args.profiles)?
+            } else {
+                args.version.clone()
+            };
+            let claude = claude_for(&version, args.install)?;
+            let out = std::path::absolute(
+                args.out
+                    .clone()
+                    .unwrap_or_else(|| PathBuf::from("reports").join(&claude.version)),
+            )?;
+            let opts = gate::GateOptions {
+                probe_exe: std::env::current_exe()?,
+                out: out.clone(),
+                work: std::path::absolute(&args.work)?,
+                profiles: args.profiles.clone(),
+                schema: args.schema.clone(),
+                plugin: if args.no_plugin {
+                    None
+                } else {
+                    Some(
+                        args.plugin
+                            .clone()
+                            .unwrap_or_else(plugin_lane::default_plugin_path),
+                    )
+                },
+            };
+            let report = runtime()?.block_on(gate::run(&claude, &opts))?;
+            print!("{}", report.markdown());
+            eprintln!(
+                "report: {}/report.json, {}/report.md",
+                out.display(),
+                out.display()
+            );
+            std::process::exit(report.verdict.exit_code());
+        }
         Cmd::Derive(args) => {
             let recs = record::read_dir(&args.recordings.join(&args.version))?;
             let profiles = derive::committed_profiles(&args.profiles)?;

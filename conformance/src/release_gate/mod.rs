@@ -10,13 +10,19 @@
 //! - [`record`]: the scenarios, and redacting a run into a committed recording.
 //! - [`derive`]: a profile from a release's recordings.
 //! - [`diff`]: drift between two profiles.
+//! - [`plugin_lane`]: our `channel-plugin` under the real client.
+//! - [`report`]: the JSON + Markdown report.
+//! - [`gate`]: all of it for one release.
 
 pub mod derive;
 pub mod diff;
 pub mod events;
 pub mod fake_api;
+pub mod gate;
 pub mod install;
+pub mod plugin_lane;
 pub mod probe;
 pub mod pty;
 pub mod record;
+pub mod report;
 pub mod session;

@@ -31,6 +31,8 @@ pub struct Scenario {
     pub discover: DiscoverAnswer,
     pub extra_env: Vec<(String, String)>,
     pub timeout: Duration,
+    /// The probe's `--caps`.
+    pub caps: &'static str,
 }
 
 /// The scenarios every release is recorded with, cheapest first.
@@ -44,6 +46,11 @@ pub fn scenarios() -> Vec<Scenario> {
         discover,
         extra_env,
         timeout: Duration::from_secs(secs),
+        caps: "channel,permission",
+    };
+    let interactive = Mode::Interactive {
+        dev_channels: vec![PROBE_NAME.into()],
+        watch_server: PROBE_NAME.into(),
     };
     vec![
         s(
@@ -90,11 +97,27 @@ pub fn scenarios() -> Vec<Scenario> {
         ),
         s(
             "interactive.gate",
-            Mode::Interactive {
-                dev_channels: vec![PROBE_NAME.into()],
-                watch_server: PROBE_NAME.into(),
-            },
+            interactive.clone(),
             DiscoverAnswer::Error,
+            vec![],
+            60,
+        ),
+        // Negative controls: the gate must name the capability, and (where the client probes)
+        // the era, so a passing gate position is not an accident of the offline setup.
+        Scenario {
+            caps: "channel-toplevel,permission",
+            ..s(
+                "interactive.gate-toplevel-capability",
+                interactive.clone(),
+                DiscoverAnswer::Error,
+                vec![],
+                60,
+            )
+        },
+        s(
+            "interactive.gate-discover-result",
+            interactive,
+            DiscoverAnswer::Result,
             vec![],
             60,
         ),
@@ -130,6 +153,8 @@ pub async fn run_scenario(
                 log.display().to_string(),
                 "--discover".into(),
                 discover.into(),
+                "--caps".into(),
+                scenario.caps.into(),
             ],
         }],
         extra_env: scenario.extra_env.clone(),

@@ -71,7 +71,10 @@ pub(super) async fn prepare(label: &str) -> anyhow::Result<Prepared> {
                 while let Some(Ok(msg)) = source.next().await {
                     let text = match msg {
                         Message::Text(t) => t.to_string(),
-                        Message::Close(_) => break,
+                        // Keep polling: tungstenite answers the close
+                        // handshake while the stream is read, and a plugin
+                        // may wait for that answer before it exits.
+                        Message::Close(_) => continue,
                         _ => continue,
                     };
                     let Ok(frame) = serde_json::from_str::<Value>(&text) else {
