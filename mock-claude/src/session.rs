@@ -685,7 +685,10 @@ impl Session {
     pub async fn handshake(&mut self) -> Result<Handshake> {
         let res = self.handshake_inner().await;
         if let Err(e) = &res {
-            self.fail_phase(e.to_string());
+            self.fail_phase(match e {
+                Error::ConnectionFailed(m) => m.clone(),
+                e => e.to_string(),
+            });
         }
         res
     }
