@@ -75,7 +75,7 @@ pub enum Error {
         /// Error message.
         message: String,
         /// Optional `error.data`.
-        data: Option<serde_json::Value>,
+        data: Option<Box<serde_json::Value>>,
     },
     /// The plugin sent something that breaks the protocol in a way the client cannot use.
     #[error("protocol error: {0}")]
@@ -101,7 +101,10 @@ pub enum Error {
 
 impl Error {
     pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
-        Error::Io { context: context.into(), source }
+        Error::Io {
+            context: context.into(),
+            source,
+        }
     }
 }
 

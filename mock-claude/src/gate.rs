@@ -51,18 +51,29 @@ pub fn declares_channel(caps: &Value) -> bool {
 /// Whether `capabilities.experimental[name]` is declared (an object, or `true` for releases that
 /// do not validate capability values).
 pub fn declares_experimental(caps: &Value, name: &str) -> bool {
-    matches!(caps.get("experimental").and_then(|e| e.get(name)), Some(Value::Object(_)) | Some(Value::Bool(true)))
+    matches!(
+        caps.get("experimental").and_then(|e| e.get(name)),
+        Some(Value::Object(_)) | Some(Value::Bool(true))
+    )
 }
 
 fn session_entry(options: &LaunchOptions) -> ChannelSpec {
     match &options.plugin_source {
-        Some(p) => ChannelSpec::Plugin { name: p.plugin.clone(), marketplace: p.marketplace.clone() },
+        Some(p) => ChannelSpec::Plugin {
+            name: p.plugin.clone(),
+            marketplace: p.marketplace.clone(),
+        },
         None => ChannelSpec::Server(options.server_name.clone()),
     }
 }
 
 /// Run the profile's checks in order; the first failure wins.
-pub fn evaluate(profile: &Profile, options: &LaunchOptions, server_caps: &Value, era: Era) -> GateDecision {
+pub fn evaluate(
+    profile: &Profile,
+    options: &LaunchOptions,
+    server_caps: &Value,
+    era: Era,
+) -> GateDecision {
     let name = options.effective_server_name();
     let entry = session_entry(options);
     let entry_text = entry.to_string();
@@ -70,9 +81,11 @@ pub fn evaluate(profile: &Profile, options: &LaunchOptions, server_caps: &Value,
         let pass = match rule.check {
             GateCheck::Capability => declares_channel(server_caps),
             GateCheck::Era => era == Era::Legacy,
-            GateCheck::Provider => {
-                profile.gate.first_party_providers.iter().any(|p| p == options.provider.as_str())
-            }
+            GateCheck::Provider => profile
+                .gate
+                .first_party_providers
+                .iter()
+                .any(|p| p == options.provider.as_str()),
             GateCheck::Feature => options.feature_available,
             GateCheck::OrgPolicy => options.org_policy.channels_enabled != Some(false),
             GateCheck::SessionChannels => {
@@ -84,7 +97,10 @@ pub fn evaluate(profile: &Profile, options: &LaunchOptions, server_caps: &Value,
                         ChannelSpec::Server(_) => false,
                         ChannelSpec::Plugin { name, marketplace } => {
                             let id = format!("{name}@{marketplace}");
-                            match (&options.org_policy.allowed_channel_plugins, profile.gate.org_allowlist_supported) {
+                            match (
+                                &options.org_policy.allowed_channel_plugins,
+                                profile.gate.org_allowlist_supported,
+                            ) {
                                 (Some(list), true) => list.contains(&id),
                                 _ => profile.gate.approved_channel_plugins.contains(&id),
                             }
@@ -94,8 +110,16 @@ pub fn evaluate(profile: &Profile, options: &LaunchOptions, server_caps: &Value,
         };
         if !pass {
             let reason = fill_template(&rule.reason, &[("name", &name), ("entry", &entry_text)]);
-            let log_line = fill_template(&profile.gate.log_skipped, &[("name", &name), ("reason", &reason)]);
-            return GateDecision { registered: false, failed_check: Some(rule.check), reason: Some(reason), log_line };
+            let log_line = fill_template(
+                &profile.gate.log_skipped,
+                &[("name", &name), ("reason", &reason)],
+            );
+            return GateDecision {
+                registered: false,
+                failed_check: Some(rule.check),
+                reason: Some(reason),
+                log_line,
+            };
         }
     }
     GateDecision {

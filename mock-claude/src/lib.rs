@@ -37,12 +37,14 @@ use serde::{Deserialize, Serialize};
 
 pub use error::{Error, Result};
 pub use gate::{GateCheck, GateDecision};
-pub use options::{shell_split, ChannelSpec, Entrypoint, LaunchOptions, OrgPolicy, PluginSource, Provider};
+pub use options::{
+    shell_split, ChannelSpec, Entrypoint, LaunchOptions, OrgPolicy, PluginSource, Provider,
+};
 pub use profile::{fixtures_dir, Profile};
 pub use script::{Script, ScriptRule, ToolCallRecord, Trigger};
 pub use session::{
-    ChannelEvent, DiscoverOutcome, DropKind, DroppedEvent, ExitVia, Handshake, HandshakeTimings, IgnoredVerdict,
-    MockClaude, OrphanProcess, Session, ShutdownReport, ToolResult, Turn, Verdict,
+    ChannelEvent, DiscoverOutcome, DropKind, DroppedEvent, ExitVia, Handshake, HandshakeTimings,
+    IgnoredVerdict, MockClaude, OrphanProcess, Session, ShutdownReport, ToolResult, Turn, Verdict,
 };
 pub use transcript::{Direction, Entry, McpSchemas, Transcript, Violation};
 

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use mock_claude::{
-    fixtures_dir, ChannelSpec, Entrypoint, LaunchOptions, MockClaude, PluginSource, Profile, Provider, Script,
-    Session, Turn,
+    fixtures_dir, ChannelSpec, Entrypoint, LaunchOptions, MockClaude, PluginSource, Profile,
+    Provider, Script, Session, Turn,
 };
 use tokio::io::AsyncBufReadExt;
 
@@ -66,7 +66,9 @@ enum Command {
     #[command(after_help = CHAT_EXAMPLES)]
     Chat(LaunchArgs),
     /// List the Claude Code profiles in the fixtures directory.
-    #[command(after_help = "Example:\n  mock-claude profiles\n  MOCK_CLAUDE_FIXTURES=/path/to/fixtures mock-claude profiles")]
+    #[command(
+        after_help = "Example:\n  mock-claude profiles\n  MOCK_CLAUDE_FIXTURES=/path/to/fixtures mock-claude profiles"
+    )]
     Profiles,
 }
 
@@ -154,28 +156,41 @@ fn options(a: &LaunchArgs) -> Result<LaunchOptions> {
         o.dev_channels.extend(ChannelSpec::parse_list(c)?);
     }
     if let Some(src) = &a.plugin_source {
-        let (plugin, marketplace) =
-            src.split_once('@').with_context(|| format!("--plugin-source {src:?} must be PLUGIN@MARKETPLACE"))?;
-        o.plugin_source = Some(PluginSource { plugin: plugin.into(), marketplace: marketplace.into() });
+        let (plugin, marketplace) = src
+            .split_once('@')
+            .with_context(|| format!("--plugin-source {src:?} must be PLUGIN@MARKETPLACE"))?;
+        o.plugin_source = Some(PluginSource {
+            plugin: plugin.into(),
+            marketplace: marketplace.into(),
+        });
     }
     if o.channels.is_empty() && o.dev_channels.is_empty() {
         o.dev_channels.push(match &o.plugin_source {
-            Some(p) => ChannelSpec::Plugin { name: p.plugin.clone(), marketplace: p.marketplace.clone() },
+            Some(p) => ChannelSpec::Plugin {
+                name: p.plugin.clone(),
+                marketplace: p.marketplace.clone(),
+            },
             None => ChannelSpec::server(&a.server_name),
         });
     }
     o.provider = a.provider.parse::<Provider>()?;
     o.feature_available = !a.feature_unavailable;
     o.org_policy.channels_enabled = a.org_channels_enabled;
-    o.org_policy.allowed_channel_plugins =
-        a.org_allowed_plugins.as_ref().map(|l| l.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect());
+    o.org_policy.allowed_channel_plugins = a.org_allowed_plugins.as_ref().map(|l| {
+        l.split(',')
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect()
+    });
     o.entrypoint = match a.entrypoint.as_str() {
         "cli" => Entrypoint::Cli,
         "sdk-cli" => Entrypoint::SdkCli,
         other => bail!("--entrypoint {other:?} must be cli or sdk-cli"),
     };
     for kv in &a.env {
-        let (k, v) = kv.split_once('=').with_context(|| format!("--env {kv:?} must be NAME=VALUE"))?;
+        let (k, v) = kv
+            .split_once('=')
+            .with_context(|| format!("--env {kv:?} must be NAME=VALUE"))?;
         o.extra_env.push((k.into(), v.into()));
     }
     Ok(o)
@@ -191,9 +206,20 @@ fn load_profile(version: &Option<String>) -> Result<Profile> {
 
 fn print_turn(turn: &Turn, n: usize, json: bool) {
     if json {
-        println!("{}", serde_json::json!({ "event": "turn", "n": n, "batched": turn.batched, "text": turn.text }));
+        println!(
+            "{}",
+            serde_json::json!({ "event": "turn", "n": n, "batched": turn.batched, "text": turn.text })
+        );
     } else {
-        println!("── turn {n}{} ──\n{}", if turn.batched { " (batched while busy)" } else { "" }, turn.text);
+        println!(
+            "── turn {n}{} ──\n{}",
+            if turn.batched {
+                " (batched while busy)"
+            } else {
+                ""
+            },
+            turn.text
+        );
     }
 }
 
@@ -206,11 +232,19 @@ async fn start(a: &LaunchArgs, json: bool) -> Result<(Session, bool)> {
     match hs {
         Ok(hs) => {
             if json {
-                println!("{}", serde_json::json!({ "event": "handshake", "profile": profile.version, "handshake": hs }));
+                println!(
+                    "{}",
+                    serde_json::json!({ "event": "handshake", "profile": profile.version, "handshake": hs })
+                );
             } else {
                 println!("Claude Code {} ({})", profile.version, profile.source.kind);
                 println!("discover: {:?}", hs.discover);
-                println!("protocol {} ({:?} era); tools: {}", hs.protocol_version, hs.era, hs.tool_names().join(", "));
+                println!(
+                    "protocol {} ({:?} era); tools: {}",
+                    hs.protocol_version,
+                    hs.era,
+                    hs.tool_names().join(", ")
+                );
                 for w in &hs.cap_warnings {
                     println!("warning: {w}");
                 }
@@ -219,7 +253,10 @@ async fn start(a: &LaunchArgs, json: bool) -> Result<(Session, bool)> {
         }
         Err(e) => {
             if json {
-                println!("{}", serde_json::json!({ "event": "connection_failed", "error": e.to_string() }));
+                println!(
+                    "{}",
+                    serde_json::json!({ "event": "connection_failed", "error": e.to_string() })
+                );
             } else {
                 println!("{e}");
                 println!("gate: {}", session.gate().log_line);
@@ -249,13 +286,24 @@ async fn finish(mut session: Session, a: &LaunchArgs, json: bool) -> Result<()> 
             report.status.as_deref().unwrap_or("still running")
         );
         for d in session.drops() {
-            println!("dropped: {} (client: {})", d.reason, d.client_warning.as_deref().unwrap_or("silent"));
+            println!(
+                "dropped: {} (client: {})",
+                d.reason,
+                d.client_warning.as_deref().unwrap_or("silent")
+            );
         }
         if t.stray_stdout_bytes() > 0 {
-            println!("stray stdout: {} bytes in {} lines", t.stray_stdout_bytes(), t.junk_lines().len());
+            println!(
+                "stray stdout: {} bytes in {} lines",
+                t.stray_stdout_bytes(),
+                t.junk_lines().len()
+            );
         }
         for v in &violations {
-            println!("schema violation at frame {} ({}): {}", v.index, v.schema, v.message);
+            println!(
+                "schema violation at frame {} ({}): {}",
+                v.index, v.schema, v.message
+            );
         }
         for o in &orphans {
             println!("orphan left running: pid {} {}", o.pid, o.cmdline);
@@ -298,18 +346,28 @@ async fn run(args: RunArgs) -> Result<i32> {
         if let Some(script) = &script {
             for call in session.run_script_turn(script, &turn).await? {
                 if args.json {
-                    println!("{}", serde_json::json!({ "event": "tool_call", "call": call }));
+                    println!(
+                        "{}",
+                        serde_json::json!({ "event": "tool_call", "call": call })
+                    );
                 } else {
                     let outcome = match &call.result {
                         Ok(r) => format!(
                             "{}{}{}",
                             if r.is_error { "isError: " } else { "" },
                             r.text(),
-                            if r.problems.is_empty() { String::new() } else { format!(" (problems: {})", r.problems.join("; ")) }
+                            if r.problems.is_empty() {
+                                String::new()
+                            } else {
+                                format!(" (problems: {})", r.problems.join("; "))
+                            }
                         ),
                         Err(e) => format!("error: {e}"),
                     };
-                    println!("tool call {} {} → {}", call.model_name, call.arguments, outcome);
+                    println!(
+                        "tool call {} {} → {}",
+                        call.model_name, call.arguments, outcome
+                    );
                 }
             }
         }
@@ -350,6 +408,9 @@ async fn chat(a: LaunchArgs) -> Result<i32> {
         })
     };
     println!("Type a reply (becomes a `reply` call), /perm TOOL DESC, y ID / n ID, /call TOOL JSON, /quit.");
+    // The official plugins' verdict convention, reused for the local dialog.
+    let verdict_re =
+        regex::Regex::new(r"(?i)^\s*(y|yes|n|no)\s+([a-km-z]{5})\s*$").expect("static regex");
     let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
     while let Some(line) = lines.next_line().await? {
         let line = line.trim();
@@ -359,11 +420,18 @@ async fn chat(a: LaunchArgs) -> Result<i32> {
         if line == "/quit" {
             break;
         }
-        let verdict_re = regex::Regex::new(r"(?i)^\s*(y|yes|n|no)\s+([a-km-z]{5})\s*$").expect("static regex");
         if let Some(c) = verdict_re.captures(line) {
             let id = c[2].to_ascii_lowercase();
             let won = session.answer_locally(&id);
-            println!("local {} for {id}: {}", &c[1], if won { "accepted (first answer)" } else { "ignored (already answered or unknown)" });
+            println!(
+                "local {} for {id}: {}",
+                &c[1],
+                if won {
+                    "accepted (first answer)"
+                } else {
+                    "ignored (already answered or unknown)"
+                }
+            );
         } else if let Some(rest) = line.strip_prefix("/perm ") {
             let (tool, desc) = rest.split_once(' ').unwrap_or((rest, ""));
             match session.send_permission_request(tool, desc, "{}").await {
@@ -382,7 +450,11 @@ async fn chat(a: LaunchArgs) -> Result<i32> {
             let (tool, args) = rest.split_once(' ').unwrap_or((rest, "{}"));
             match serde_json::from_str(args) {
                 Ok(v) => match session.call_tool(tool, v).await {
-                    Ok(r) => println!("→ {}{}", if r.is_error { "isError: " } else { "" }, r.text()),
+                    Ok(r) => println!(
+                        "→ {}{}",
+                        if r.is_error { "isError: " } else { "" },
+                        r.text()
+                    ),
                     Err(e) => println!("→ error: {e}"),
                 },
                 Err(e) => println!("arguments are not JSON: {e}"),
@@ -398,7 +470,11 @@ async fn chat(a: LaunchArgs) -> Result<i32> {
                 args["chat_id"] = c.into();
             }
             match session.call_tool("reply", args).await {
-                Ok(r) => println!("→ {}{}", if r.is_error { "isError: " } else { "" }, r.text()),
+                Ok(r) => println!(
+                    "→ {}{}",
+                    if r.is_error { "isError: " } else { "" },
+                    r.text()
+                ),
                 Err(e) => println!("→ error: {e}"),
             }
         }
@@ -412,16 +488,30 @@ async fn chat(a: LaunchArgs) -> Result<i32> {
 
 fn profiles() -> Result<i32> {
     let dir = fixtures_dir();
-    let all = Profile::all(&dir).with_context(|| format!("loading profiles from {}", dir.display()))?;
-    println!("{:<10} {:<22} {:<9} {:<14} {:<10} relay", "version", "source", "discover", "neutralise", "era-check");
+    let all =
+        Profile::all(&dir).with_context(|| format!("loading profiles from {}", dir.display()))?;
+    println!(
+        "{:<10} {:<22} {:<9} {:<14} {:<10} relay",
+        "version", "source", "discover", "neutralise", "era-check"
+    );
     for p in all {
         let n = match &p.render.neutralise {
             None => "raw".to_string(),
             Some(n) => format!(
                 "{}{}{}",
                 n.tags.len(),
-                if n.openers.len() > 1 { "+lookalike" } else { "" },
-                if n.terminators.contains(&mock_claude::render::Terminator::End) { "+end" } else { "" }
+                if n.openers.len() > 1 {
+                    "+lookalike"
+                } else {
+                    ""
+                },
+                if n.terminators
+                    .contains(&mock_claude::render::Terminator::End)
+                {
+                    "+end"
+                } else {
+                    ""
+                }
             ),
         };
         println!(
@@ -430,7 +520,15 @@ fn profiles() -> Result<i32> {
             p.source.kind,
             if p.discover.enabled { "yes" } else { "no" },
             n,
-            if p.gate.checks.iter().any(|c| c.check == mock_claude::GateCheck::Era) { "yes" } else { "no" },
+            if p.gate
+                .checks
+                .iter()
+                .any(|c| c.check == mock_claude::GateCheck::Era)
+            {
+                "yes"
+            } else {
+                "no"
+            },
             if p.permission.is_some() { "yes" } else { "no" },
         );
     }
@@ -443,7 +541,8 @@ async fn main() {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .init();
     let cli = Cli::parse();

@@ -46,7 +46,10 @@ impl FromStr for ChannelSpec {
         if let Some(rest) = s.strip_prefix("plugin:") {
             if let Some((name, mkt)) = rest.split_once('@') {
                 if !name.is_empty() && !mkt.is_empty() {
-                    return Ok(ChannelSpec::Plugin { name: name.into(), marketplace: mkt.into() });
+                    return Ok(ChannelSpec::Plugin {
+                        name: name.into(),
+                        marketplace: mkt.into(),
+                    });
                 }
             }
         }
@@ -104,7 +107,11 @@ impl FromStr for Provider {
             "bedrock" => Provider::Bedrock,
             "vertex" => Provider::Vertex,
             "foundry" => Provider::Foundry,
-            _ => return Err(Error::Options(format!("unknown provider {s:?} (anthropic|console|bedrock|vertex|foundry)"))),
+            _ => {
+                return Err(Error::Options(format!(
+                    "unknown provider {s:?} (anthropic|console|bedrock|vertex|foundry)"
+                )))
+            }
         })
     }
 }
@@ -204,7 +211,9 @@ impl Default for LaunchOptions {
     }
 }
 
-const SHELL_META: &[char] = &['|', '&', ';', '<', '>', '(', ')', '$', '`', '*', '?', '[', '~', '{', '}', '#', '\n'];
+const SHELL_META: &[char] = &[
+    '|', '&', ';', '<', '>', '(', ')', '$', '`', '*', '?', '[', '~', '{', '}', '#', '\n',
+];
 
 /// Split a command line like a POSIX shell would for simple commands (quotes, backslashes).
 /// Returns `None` when the line uses shell features (pipes, `$`, globs...) or has an open quote.
@@ -271,7 +280,10 @@ impl LaunchOptions {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        LaunchOptions { command: argv.into_iter().map(Into::into).collect(), ..Default::default() }
+        LaunchOptions {
+            command: argv.into_iter().map(Into::into).collect(),
+            ..Default::default()
+        }
     }
 
     /// Options from a shell command line. Simple commands are split into argv (so signals reach
@@ -282,7 +294,11 @@ impl LaunchOptions {
             Some(argv) if !argv.is_empty() => argv,
             _ => {
                 let single = !line.contains(['|', '&', ';', '\n']);
-                let script = if single { format!("exec {line}") } else { line.to_string() };
+                let script = if single {
+                    format!("exec {line}")
+                } else {
+                    line.to_string()
+                };
                 vec!["sh".into(), "-c".into(), script]
             }
         };
@@ -339,6 +355,10 @@ impl LaunchOptions {
 
     /// Value of a client env switch in `extra_env`.
     pub fn env_value(&self, name: &str) -> Option<&str> {
-        self.extra_env.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.extra_env
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 }

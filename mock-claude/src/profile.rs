@@ -18,7 +18,9 @@ pub fn fixtures_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("MOCK_CLAUDE_FIXTURES") {
         return PathBuf::from(dir);
     }
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("fixtures")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("fixtures")
 }
 
 /// A loaded, schema-validated profile. Fields mirror the JSON one to one (see the schema's
@@ -379,10 +381,14 @@ fn schema_validator(fixtures: &Path) -> Result<jsonschema::Validator> {
     let path = fixtures.join("schemas").join("profile.schema.json");
     let text = std::fs::read_to_string(&path)
         .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
-    let schema: Value = serde_json::from_str(&text)
-        .map_err(|e| Error::Profile { path: path.clone(), message: format!("schema is not JSON: {e}") })?;
-    jsonschema::validator_for(&schema)
-        .map_err(|e| Error::Profile { path, message: format!("invalid schema: {e}") })
+    let schema: Value = serde_json::from_str(&text).map_err(|e| Error::Profile {
+        path: path.clone(),
+        message: format!("schema is not JSON: {e}"),
+    })?;
+    jsonschema::validator_for(&schema).map_err(|e| Error::Profile {
+        path,
+        message: format!("invalid schema: {e}"),
+    })
 }
 
 /// Compare dotted versions numerically (`2.1.80` < `2.1.330`).
@@ -401,7 +407,11 @@ impl Profile {
             .and_then(Path::parent)
             .map(Path::to_path_buf)
             .unwrap_or_else(fixtures_dir);
-        let fixtures = if fixtures.join("schemas").join("profile.schema.json").exists() {
+        let fixtures = if fixtures
+            .join("schemas")
+            .join("profile.schema.json")
+            .exists()
+        {
             fixtures
         } else {
             fixtures_dir()
@@ -413,8 +423,10 @@ impl Profile {
     fn load_with(validator: &jsonschema::Validator, path: &Path) -> Result<Profile> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| Error::io(format!("reading profile {}", path.display()), e))?;
-        let raw: Value = serde_json::from_str(&text)
-            .map_err(|e| Error::Profile { path: path.into(), message: format!("not JSON: {e}") })?;
+        let raw: Value = serde_json::from_str(&text).map_err(|e| Error::Profile {
+            path: path.into(),
+            message: format!("not JSON: {e}"),
+        })?;
         Self::from_value_with(validator, raw, path)
     }
 
@@ -425,23 +437,35 @@ impl Profile {
         Self::from_value_with(&validator, raw, Path::new(""))
     }
 
-    fn from_value_with(validator: &jsonschema::Validator, raw: Value, path: &Path) -> Result<Profile> {
+    fn from_value_with(
+        validator: &jsonschema::Validator,
+        raw: Value,
+        path: &Path,
+    ) -> Result<Profile> {
         let problems: Vec<String> = validator
             .iter_errors(&raw)
             .map(|e| format!("at {}: {}", e.instance_path, e))
             .collect();
         if !problems.is_empty() {
-            return Err(Error::Profile { path: path.into(), message: problems.join("\n") });
+            return Err(Error::Profile {
+                path: path.into(),
+                message: problems.join("\n"),
+            });
         }
-        let mut profile: Profile = serde_json::from_value(raw.clone())
-            .map_err(|e| Error::Profile { path: path.into(), message: e.to_string() })?;
+        let mut profile: Profile =
+            serde_json::from_value(raw.clone()).map_err(|e| Error::Profile {
+                path: path.into(),
+                message: e.to_string(),
+            })?;
         regex::Regex::new(&profile.meta.key_pattern).map_err(|e| Error::Profile {
             path: path.into(),
             message: format!("meta.key_pattern: {e}"),
         })?;
-        regex::Regex::new(&profile.tool_names.invalid_char_pattern).map_err(|e| Error::Profile {
-            path: path.into(),
-            message: format!("tool_names.invalid_char_pattern: {e}"),
+        regex::Regex::new(&profile.tool_names.invalid_char_pattern).map_err(|e| {
+            Error::Profile {
+                path: path.into(),
+                message: format!("tool_names.invalid_char_pattern: {e}"),
+            }
         })?;
         profile.path = path.to_path_buf();
         profile.raw = raw;
@@ -451,10 +475,17 @@ impl Profile {
     /// Load `<fixtures>/profiles/claude-code-<version>.json`.
     pub fn by_version(fixtures: impl AsRef<Path>, version: &str) -> Result<Profile> {
         let fixtures = fixtures.as_ref();
-        let path = fixtures.join("profiles").join(format!("claude-code-{version}.json"));
+        let path = fixtures
+            .join("profiles")
+            .join(format!("claude-code-{version}.json"));
         if !path.exists() {
             let available = Self::all(fixtures)
-                .map(|all| all.iter().map(|p| p.version.clone()).collect::<Vec<_>>().join(", "))
+                .map(|all| {
+                    all.iter()
+                        .map(|p| p.version.clone())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                })
                 .unwrap_or_default();
             return Err(Error::ProfileNotFound {
                 version: version.to_string(),
@@ -469,11 +500,13 @@ impl Profile {
     /// The newest profile in `<fixtures>/profiles`.
     pub fn latest(fixtures: impl AsRef<Path>) -> Result<Profile> {
         let fixtures = fixtures.as_ref();
-        Self::all(fixtures)?.pop().ok_or_else(|| Error::ProfileNotFound {
-            version: "latest".into(),
-            dir: fixtures.join("profiles"),
-            available: String::new(),
-        })
+        Self::all(fixtures)?
+            .pop()
+            .ok_or_else(|| Error::ProfileNotFound {
+                version: "latest".into(),
+                dir: fixtures.join("profiles"),
+                available: String::new(),
+            })
     }
 
     /// Every `claude-code-*.json` profile in `<fixtures>/profiles`, sorted by version (oldest
@@ -522,13 +555,25 @@ impl Profile {
 
     /// The name the model sees for `tool` of server `server`: `mcp__<norm(server)>__<norm(tool)>`.
     pub fn model_tool_name(&self, server: &str, tool: &str) -> String {
-        let re = regex::Regex::new(&self.tool_names.invalid_char_pattern).expect("validated at load");
-        let norm = |s: &str| re.replace_all(s, self.tool_names.replacement.as_str()).to_string();
-        format!("{}{}{}{}", self.tool_names.prefix, norm(server), self.tool_names.separator, norm(tool))
+        let re =
+            regex::Regex::new(&self.tool_names.invalid_char_pattern).expect("validated at load");
+        let norm = |s: &str| {
+            re.replace_all(s, self.tool_names.replacement.as_str())
+                .to_string()
+        };
+        format!(
+            "{}{}{}{}",
+            self.tool_names.prefix,
+            norm(server),
+            self.tool_names.separator,
+            norm(tool)
+        )
     }
 
     /// Whether a meta key passes the profile's key rule.
     pub fn meta_key_ok(&self, key: &str) -> bool {
-        regex::Regex::new(&self.meta.key_pattern).expect("validated at load").is_match(key)
+        regex::Regex::new(&self.meta.key_pattern)
+            .expect("validated at load")
+            .is_match(key)
     }
 }

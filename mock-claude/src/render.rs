@@ -125,7 +125,11 @@ pub fn fill_template(template: &str, values: &[(&str, &str)]) -> String {
 pub fn escape_attr(rules: &RenderRules, value: &str) -> String {
     let mut out = String::with_capacity(value.len());
     for c in value.chars() {
-        match rules.attribute_escapes.iter().find(|(from, _)| from.chars().next() == Some(c)) {
+        match rules
+            .attribute_escapes
+            .iter()
+            .find(|(from, _)| from.starts_with(c))
+        {
             Some((_, to)) => out.push_str(to),
             None => out.push(c),
         }
@@ -225,11 +229,12 @@ pub fn neutralise(rules: &NeutraliseRules, content: &str) -> String {
     if hits.is_empty() {
         return content.to_string();
     }
-    let replacement = if rules.json_aware && serde_json::from_str::<serde_json::Value>(content).is_ok() {
-        rules.replacement_opener.replace('\\', "\\\\")
-    } else {
-        rules.replacement_opener.clone()
-    };
+    let replacement =
+        if rules.json_aware && serde_json::from_str::<serde_json::Value>(content).is_ok() {
+            rules.replacement_opener.replace('\\', "\\\\")
+        } else {
+            rules.replacement_opener.clone()
+        };
     let mut out = String::with_capacity(content.len() + hits.len() * 2);
     let mut next = hits.iter().peekable();
     for (i, c) in content.chars().enumerate() {
@@ -253,23 +258,39 @@ pub fn render_content(rules: &RenderRules, content: &str) -> String {
 
 /// Render one accepted event as the model sees it. `meta` must already be filtered by the key
 /// rule (the session does that and records the drops); entries are rendered in the given order.
-pub fn render_event(rules: &RenderRules, source_name: &str, meta: &[(String, String)], content: &str) -> String {
+pub fn render_event(
+    rules: &RenderRules,
+    source_name: &str,
+    meta: &[(String, String)],
+    content: &str,
+) -> String {
     let mut attributes = String::new();
     for (k, v) in meta {
         let value = escape_attr(rules, v);
-        attributes.push_str(&fill_template(&rules.attribute_template, &[("key", k), ("value", &value)]));
+        attributes.push_str(&fill_template(
+            &rules.attribute_template,
+            &[("key", k), ("value", &value)],
+        ));
     }
     let source = escape_attr(rules, source_name);
     let content = render_content(rules, content);
     fill_template(
         &rules.turn_template,
-        &[("tag", &rules.tag), ("source", &source), ("attributes", &attributes), ("content", &content)],
+        &[
+            ("tag", &rules.tag),
+            ("source", &source),
+            ("attributes", &attributes),
+            ("content", &content),
+        ],
     )
 }
 
 /// Wrap a rendered event that arrived while the model was busy.
 pub fn render_busy_notice(rules: &RenderRules, source_name: &str, rendered: &str) -> String {
-    fill_template(&rules.busy_notice_template, &[("source", source_name), ("rendered", rendered)])
+    fill_template(
+        &rules.busy_notice_template,
+        &[("source", source_name), ("rendered", rendered)],
+    )
 }
 
 /// A rendered turn parsed back (inverse of [`render_event`] for the standard template).
@@ -313,5 +334,9 @@ pub fn parse_turn(rules: &RenderRules, text: &str) -> Option<ParsedTurn> {
     if first_key != "source" {
         return None;
     }
-    Some(ParsedTurn { source, attributes: attrs[1..].to_vec(), content: content.to_string() })
+    Some(ParsedTurn {
+        source,
+        attributes: attrs[1..].to_vec(),
+        content: content.to_string(),
+    })
 }

@@ -80,10 +80,12 @@ impl Script {
 
     /// Parse a script from JSON text.
     pub fn from_json(text: &str) -> Result<Script> {
-        let s: Script = serde_json::from_str(text).map_err(|e| Error::Script(format!("invalid script: {e}")))?;
+        let s: Script = serde_json::from_str(text)
+            .map_err(|e| Error::Script(format!("invalid script: {e}")))?;
         for r in &s.rules {
             if let Some(re) = &r.when.content_matches {
-                regex::Regex::new(re).map_err(|e| Error::Script(format!("content_matches {re:?}: {e}")))?;
+                regex::Regex::new(re)
+                    .map_err(|e| Error::Script(format!("content_matches {re:?}: {e}")))?;
             }
         }
         Ok(s)
@@ -92,7 +94,8 @@ impl Script {
     /// Load a script file.
     pub fn load(path: impl AsRef<Path>) -> Result<Script> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(format!("reading script {}", path.display()), e))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::io(format!("reading script {}", path.display()), e))?;
         Self::from_json(&text).map_err(|e| Error::Script(format!("{}: {e}", path.display())))
     }
 
@@ -113,7 +116,8 @@ impl Script {
 impl ScriptRule {
     fn matches(&self, e: &ChannelEvent) -> Result<bool> {
         if let Some(re) = &self.when.content_matches {
-            let re = regex::Regex::new(re).map_err(|err| Error::Script(format!("content_matches {re:?}: {err}")))?;
+            let re = regex::Regex::new(re)
+                .map_err(|err| Error::Script(format!("content_matches {re:?}: {err}")))?;
             if !re.is_match(&e.content) {
                 return Ok(false);
             }
@@ -121,7 +125,12 @@ impl ScriptRule {
         if self.when.source.as_ref().is_some_and(|s| *s != e.source) {
             return Ok(false);
         }
-        if self.when.meta_has.as_ref().is_some_and(|k| e.meta(k).is_none()) {
+        if self
+            .when
+            .meta_has
+            .as_ref()
+            .is_some_and(|k| e.meta(k).is_none())
+        {
             return Ok(false);
         }
         Ok(true)
@@ -136,7 +145,11 @@ pub fn fill_value(template: &Value, event: &ChannelEvent) -> Value {
         Value::Object(m) => {
             let mut out = serde_json::Map::new();
             for (k, v) in m {
-                if let Some(key) = v.as_str().and_then(|s| s.strip_prefix("{meta.")).and_then(|s| s.strip_suffix('}')) {
+                if let Some(key) = v
+                    .as_str()
+                    .and_then(|s| s.strip_prefix("{meta."))
+                    .and_then(|s| s.strip_suffix('}'))
+                {
                     if !key.contains('{') && event.meta(key).is_none() {
                         continue;
                     }
@@ -150,7 +163,11 @@ pub fn fill_value(template: &Value, event: &ChannelEvent) -> Value {
 }
 
 fn fill_str(s: &str, event: &ChannelEvent) -> String {
-    let meta_keys: Vec<String> = event.meta.iter().map(|(k, _)| format!("meta.{k}")).collect();
+    let meta_keys: Vec<String> = event
+        .meta
+        .iter()
+        .map(|(k, _)| format!("meta.{k}"))
+        .collect();
     let mut pairs: Vec<(&str, &str)> = vec![("content", &event.content), ("source", &event.source)];
     for (i, (_, v)) in event.meta.iter().enumerate() {
         pairs.push((&meta_keys[i], v));

@@ -80,7 +80,9 @@ impl MockClaude {
                 EnvValue::RandomUuid => uuid::Uuid::new_v4().to_string(),
                 EnvValue::RandomSecret => {
                     let mut rng = rand::rng();
-                    (0..32).map(|_| format!("{:02x}", rng.random::<u8>())).collect()
+                    (0..32)
+                        .map(|_| format!("{:02x}", rng.random::<u8>()))
+                        .collect()
                 }
                 EnvValue::TempPath => std::env::temp_dir()
                     .join(format!("mock-claude-{sid}"))
@@ -104,15 +106,29 @@ impl MockClaude {
                 secrets.push(v);
             }
         }
-        let mut child = cmd.spawn().map_err(|source| Error::Spawn { command: options.command.clone(), source })?;
+        let mut child = cmd.spawn().map_err(|source| Error::Spawn {
+            command: options.command.clone(),
+            source,
+        })?;
         let stdin = child.stdin.take().expect("piped");
         let stdout = child.stdout.take().expect("piped");
         let stderr = child.stderr.take().expect("piped");
         let pid = child.id().map(|p| p as i32);
         tracing::debug!(command = ?options.command, ?pid, "spawned plugin");
-        let mut session = Session::build(profile, options, Box::new(stdout), Box::new(stdin), Some(Box::new(stderr)), session_id);
+        let mut session = Session::build(
+            profile,
+            options,
+            Box::new(stdout),
+            Box::new(stdin),
+            Some(Box::new(stderr)),
+            session_id,
+        );
         session.shared.state.lock().unwrap().transcript.secrets = secrets;
-        session.process = Some(Process { child: Mutex::new(child), pid: pid.unwrap_or(0), exit: Mutex::new(None) });
+        session.process = Some(Process {
+            child: Mutex::new(child),
+            pid: pid.unwrap_or(0),
+            exit: Mutex::new(None),
+        });
         Ok(session)
     }
 }
@@ -194,7 +210,10 @@ impl Handshake {
     }
     /// Names of listed tools.
     pub fn tool_names(&self) -> Vec<String> {
-        self.tools.iter().filter_map(|t| t["name"].as_str().map(String::from)).collect()
+        self.tools
+            .iter()
+            .filter_map(|t| t["name"].as_str().map(String::from))
+            .collect()
     }
     /// Whether the server declared `experimental[name]`.
     pub fn declares_experimental(&self, name: &str) -> bool {
@@ -224,7 +243,10 @@ pub struct ChannelEvent {
 impl ChannelEvent {
     /// A meta value by key.
     pub fn meta(&self, key: &str) -> Option<&str> {
-        self.meta.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.meta
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -320,7 +342,11 @@ pub struct ToolResult {
 impl ToolResult {
     /// Concatenated text blocks.
     pub fn text(&self) -> String {
-        self.content.iter().filter_map(|b| b["text"].as_str()).collect::<Vec<_>>().join("\n")
+        self.content
+            .iter()
+            .filter_map(|b| b["text"].as_str())
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 }
 
@@ -418,14 +444,28 @@ impl Shared {
         self.started.elapsed().as_millis() as u64
     }
 
-    fn record(&self, st: &mut State, dir: Direction, frame: Option<Value>, line: Option<String>) -> usize {
-        st.transcript.entries.push(Entry { t_ms: self.t_ms(), dir, frame, line });
+    fn record(
+        &self,
+        st: &mut State,
+        dir: Direction,
+        frame: Option<Value>,
+        line: Option<String>,
+    ) -> usize {
+        st.transcript.entries.push(Entry {
+            t_ms: self.t_ms(),
+            dir,
+            frame,
+            line,
+        });
         st.transcript.entries.len() - 1
     }
 
     async fn write_line(&self, bytes: &[u8], what: &str) -> Result<()> {
         let mut w = self.writer.lock().await;
-        let w = w.as_mut().ok_or_else(|| Error::Closed { what: what.into(), reason: "stdin already closed".into() })?;
+        let w = w.as_mut().ok_or_else(|| Error::Closed {
+            what: what.into(),
+            reason: "stdin already closed".into(),
+        })?;
         let res = async {
             w.write_all(bytes).await?;
             if !bytes.ends_with(b"\n") {
@@ -434,7 +474,10 @@ impl Shared {
             w.flush().await
         }
         .await;
-        res.map_err(|e| Error::Closed { what: what.into(), reason: format!("writing to the server's stdin: {e}") })
+        res.map_err(|e| Error::Closed {
+            what: what.into(),
+            reason: format!("writing to the server's stdin: {e}"),
+        })
     }
 
     async fn send(&self, frame: Value) -> Result<()> {
@@ -525,13 +568,25 @@ fn status_report(status: std::process::ExitStatus) -> (String, Option<i32>, Opti
 impl Session {
     /// Drive a server over any reader (its stdout) and writer (its stdin). No process control:
     /// `shutdown` just closes the writer.
-    pub fn connect<R, W>(profile: &Profile, options: LaunchOptions, server_stdout: R, server_stdin: W) -> Session
+    pub fn connect<R, W>(
+        profile: &Profile,
+        options: LaunchOptions,
+        server_stdout: R,
+        server_stdin: W,
+    ) -> Session
     where
         R: AsyncRead + Send + Unpin + 'static,
         W: AsyncWrite + Send + Unpin + 'static,
     {
         let id = options.session_id.unwrap_or_else(uuid::Uuid::new_v4);
-        Session::build(profile, options, Box::new(server_stdout), Box::new(server_stdin), None, id)
+        Session::build(
+            profile,
+            options,
+            Box::new(server_stdout),
+            Box::new(server_stdin),
+            None,
+            id,
+        )
     }
 
     fn build(
@@ -617,12 +672,21 @@ impl Session {
 
     /// Send a request and wait for its response frame (result or error) up to `timeout`.
     /// `Ok(Err(frame))` is a timeout with nothing received.
-    async fn request_frame(&self, id: Value, method: &str, params: Value, timeout: Duration) -> Result<Option<Value>> {
+    async fn request_frame(
+        &self,
+        id: Value,
+        method: &str,
+        params: Value,
+        timeout: Duration,
+    ) -> Result<Option<Value>> {
         let (tx, rx) = oneshot::channel();
         {
             let mut st = self.shared.state.lock().unwrap();
             if let Some(reason) = &st.closed {
-                return Err(Error::Closed { what: format!("sending {method}"), reason: reason.clone() });
+                return Err(Error::Closed {
+                    what: format!("sending {method}"),
+                    reason: reason.clone(),
+                });
             }
             st.pending.insert(id_key(&id), tx);
         }
@@ -636,11 +700,21 @@ impl Session {
         match tokio::time::timeout(timeout, rx).await {
             Ok(Ok(resp)) => Ok(Some(resp)),
             Ok(Err(_)) => {
-                let reason = self.closed_reason().unwrap_or_else(|| "connection closed".into());
-                Err(Error::Closed { what: format!("waiting for the {method} answer"), reason })
+                let reason = self
+                    .closed_reason()
+                    .unwrap_or_else(|| "connection closed".into());
+                Err(Error::Closed {
+                    what: format!("waiting for the {method} answer"),
+                    reason,
+                })
             }
             Err(_) => {
-                self.shared.state.lock().unwrap().pending.remove(&id_key(&id));
+                self.shared
+                    .state
+                    .lock()
+                    .unwrap()
+                    .pending
+                    .remove(&id_key(&id));
                 Ok(None)
             }
         }
@@ -651,9 +725,21 @@ impl Session {
         self.request_with_id(id, method, params, timeout).await
     }
 
-    async fn request_with_id(&self, id: u64, method: &str, params: Value, timeout: Duration) -> Result<Value> {
-        match self.request_frame(json!(id), method, params, timeout).await? {
-            None => Err(Error::Timeout { what: format!("the answer to {method} (id {id})"), after: timeout }),
+    async fn request_with_id(
+        &self,
+        id: u64,
+        method: &str,
+        params: Value,
+        timeout: Duration,
+    ) -> Result<Value> {
+        match self
+            .request_frame(json!(id), method, params, timeout)
+            .await?
+        {
+            None => Err(Error::Timeout {
+                what: format!("the answer to {method} (id {id})"),
+                after: timeout,
+            }),
             Some(resp) => response_result(method, resp),
         }
     }
@@ -666,9 +752,15 @@ impl Session {
         let d = &self.profile.discover;
         let mut meta = Map::new();
         if let Some(keys) = &d.meta_keys {
-            meta.insert(keys.protocol_version.clone(), json!(d.protocol_version.clone().unwrap_or_default()));
+            meta.insert(
+                keys.protocol_version.clone(),
+                json!(d.protocol_version.clone().unwrap_or_default()),
+            );
             meta.insert(keys.client_info.clone(), self.profile.client_info.clone());
-            meta.insert(keys.client_capabilities.clone(), self.profile.client_capabilities.clone());
+            meta.insert(
+                keys.client_capabilities.clone(),
+                self.profile.client_capabilities.clone(),
+            );
         }
         Value::Object(meta)
     }
@@ -719,18 +811,26 @@ impl Session {
                 .await
                 .map_err(|e| match e {
                     Error::Closed { reason, .. } => Error::Closed {
-                        what: "the server/discover probe (exiting here costs the client a restart)".into(),
+                        what: "the server/discover probe (exiting here costs the client a restart)"
+                            .into(),
                         reason,
                     },
                     e => e,
                 })?;
             discover = match resp {
-                None => DiscoverOutcome::Unanswered { waited: t0.elapsed() },
+                None => DiscoverOutcome::Unanswered {
+                    waited: t0.elapsed(),
+                },
                 Some(r) if r.get("error").is_some() => DiscoverOutcome::ErrorAnswered {
                     code: r["error"]["code"].as_i64().unwrap_or(0),
-                    message: r["error"]["message"].as_str().unwrap_or_default().to_string(),
+                    message: r["error"]["message"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
                 },
-                Some(r) => DiscoverOutcome::ResultAnswered { result: r.get("result").cloned().unwrap_or(Value::Null) },
+                Some(r) => DiscoverOutcome::ResultAnswered {
+                    result: r.get("result").cloned().unwrap_or(Value::Null),
+                },
             };
             timings.discover = Some(t0.elapsed());
             tracing::debug!(?discover, "server/discover probe");
@@ -741,7 +841,12 @@ impl Session {
             DiscoverOutcome::ResultAnswered { result } => {
                 let version = result["protocolVersion"]
                     .as_str()
-                    .or_else(|| result["supportedVersions"].as_array().and_then(|v| v.last()).and_then(Value::as_str))
+                    .or_else(|| {
+                        result["supportedVersions"]
+                            .as_array()
+                            .and_then(|v| v.last())
+                            .and_then(Value::as_str)
+                    })
                     .unwrap_or(d.protocol_version.as_deref().unwrap_or("2026-07-28"))
                     .to_string();
                 (
@@ -759,14 +864,24 @@ impl Session {
                     "capabilities": profile.client_capabilities,
                     "clientInfo": profile.client_info,
                 });
-                let result = self.request("initialize", params, init_timeout).await.map_err(|e| match e {
-                    Error::Rpc { code, message, .. } => Error::ConnectionFailed(format!("MCP error {code}: {message}")),
-                    e => e,
-                })?;
+                let result = self
+                    .request("initialize", params, init_timeout)
+                    .await
+                    .map_err(|e| match e {
+                        Error::Rpc { code, message, .. } => {
+                            Error::ConnectionFailed(format!("MCP error {code}: {message}"))
+                        }
+                        e => e,
+                    })?;
                 timings.initialize = Some(t0.elapsed());
-                let version = result["protocolVersion"].as_str().unwrap_or_default().to_string();
+                let version = result["protocolVersion"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
                 if !profile.accepts_protocol_version(&version) {
-                    return Err(Error::ConnectionFailed(profile.unsupported_version_text(&version)));
+                    return Err(Error::ConnectionFailed(
+                        profile.unsupported_version_text(&version),
+                    ));
                 }
                 let caps = result.get("capabilities").cloned().unwrap_or(json!({}));
                 if profile.capability_values_must_be_objects {
@@ -783,7 +898,9 @@ impl Session {
                 let era = profile.era_of(&version);
                 let instructions = result["instructions"].as_str().map(String::from);
                 let server_info = result.get("serverInfo").cloned().unwrap_or(Value::Null);
-                self.shared.send(json!({ "method": "notifications/initialized", "jsonrpc": "2.0" })).await?;
+                self.shared
+                    .send(json!({ "method": "notifications/initialized", "jsonrpc": "2.0" }))
+                    .await?;
                 (version, caps, server_info, instructions, era)
             }
         };
@@ -797,7 +914,11 @@ impl Session {
                 listed.push(list.clone());
             }
         }
-        let meta = if era == Era::Modern { Some(self.client_meta()) } else { None };
+        let meta = if era == Era::Modern {
+            Some(self.client_meta())
+        } else {
+            None
+        };
         let list_params = || match &meta {
             Some(m) => json!({ "_meta": m }),
             None => json!({}),
@@ -825,7 +946,10 @@ impl Session {
         } else {
             let mut v = Vec::new();
             for (l, id) in listed.iter().zip(&ids) {
-                v.push(self.request_with_id(*id, l, list_params(), init_timeout).await);
+                v.push(
+                    self.request_with_id(*id, l, list_params(), init_timeout)
+                        .await,
+                );
             }
             v
         };
@@ -839,7 +963,11 @@ impl Session {
             };
             match answer.get(key).and_then(Value::as_array) {
                 Some(items) => *into = items.clone(),
-                None => return Err(Error::ConnectionFailed(format!("{list} result has no {key:?} array: {answer}"))),
+                None => {
+                    return Err(Error::ConnectionFailed(format!(
+                        "{list} result has no {key:?} array: {answer}"
+                    )))
+                }
             }
         }
         timings.lists = t0.elapsed();
@@ -889,7 +1017,11 @@ impl Session {
         // 4. The gate ran in the reader when the last list answer arrived.
         let decision = match &self.shared.state.lock().unwrap().phase {
             Phase::Listed(d) => d.clone(),
-            other => return Err(Error::Protocol(format!("lists answered but the gate did not run ({other:?})"))),
+            other => {
+                return Err(Error::Protocol(format!(
+                    "lists answered but the gate did not run ({other:?})"
+                )))
+            }
         };
         self.shared.changed.notify_waiters();
         timings.total = start.elapsed();
@@ -929,7 +1061,10 @@ impl Session {
                 registered: false,
                 failed_check: None,
                 reason: Some(format!("connection failed: {r}")),
-                log_line: format!("MCP server \"{}\": Connection failed: {r}", self.shared.server_name),
+                log_line: format!(
+                    "MCP server \"{}\": Connection failed: {r}",
+                    self.shared.server_name
+                ),
             },
         }
     }
@@ -955,15 +1090,23 @@ impl Session {
                             d.reason.clone().unwrap_or_default()
                         )))
                     }
-                    Phase::Failed(r) => return Err(Error::NotReady(format!("the connection failed: {r}"))),
+                    Phase::Failed(r) => {
+                        return Err(Error::NotReady(format!("the connection failed: {r}")))
+                    }
                     _ => {}
                 }
                 if let Some(r) = &st.closed {
-                    return Err(Error::Closed { what: "waiting for a turn".into(), reason: r.clone() });
+                    return Err(Error::Closed {
+                        what: "waiting for a turn".into(),
+                        reason: r.clone(),
+                    });
                 }
             }
             if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                return Err(Error::Timeout { what: "a channel turn".into(), after: timeout });
+                return Err(Error::Timeout {
+                    what: "a channel turn".into(),
+                    after: timeout,
+                });
             }
         }
     }
@@ -985,7 +1128,11 @@ impl Session {
                 .map(|e| render::render_busy_notice(rules, &e.source, &e.rendered))
                 .collect::<Vec<_>>()
                 .join(&rules.batch_separator);
-            st.turns.push_back(Turn { text, events, batched: true });
+            st.turns.push_back(Turn {
+                text,
+                events,
+                batched: true,
+            });
         }
         drop(st);
         self.shared.changed.notify_waiters();
@@ -1006,8 +1153,11 @@ impl Session {
     pub async fn send_raw_line(&self, bytes: &[u8]) -> Result<()> {
         {
             let mut st = self.shared.state.lock().unwrap();
-            let line = String::from_utf8_lossy(bytes).trim_end_matches('\n').to_string();
-            self.shared.record(&mut st, Direction::ClientToServer, None, Some(line));
+            let line = String::from_utf8_lossy(bytes)
+                .trim_end_matches('\n')
+                .to_string();
+            self.shared
+                .record(&mut st, Direction::ClientToServer, None, Some(line));
         }
         self.shared.write_line(bytes, "sending a raw line").await
     }
@@ -1035,9 +1185,15 @@ impl Session {
     /// (`claudecode/toolUseId`, `progressToken` = request id). The tool must have been listed.
     /// The model is busy during the call: pushes arriving meanwhile are batched.
     pub async fn call_tool(&self, name: &str, arguments: Value) -> Result<ToolResult> {
-        let hs = self.handshake.as_ref().ok_or_else(|| Error::NotReady("call handshake() first".into()))?;
+        let hs = self
+            .handshake
+            .as_ref()
+            .ok_or_else(|| Error::NotReady("call handshake() first".into()))?;
         if hs.tool(name).is_none() {
-            return Err(Error::ToolNotListed { name: name.into(), listed: hs.tool_names().join(", ") });
+            return Err(Error::ToolNotListed {
+                name: name.into(),
+                listed: hs.tool_names().join(", "),
+            });
         }
         self.call_tool_unchecked(name, arguments).await
     }
@@ -1045,7 +1201,13 @@ impl Session {
     /// [`Session::call_tool`] without the "was it listed" check.
     pub async fn call_tool_unchecked(&self, name: &str, arguments: Value) -> Result<ToolResult> {
         let id = self.alloc_id();
-        let tool_use_id = new_tool_use_id(self.profile.tools_call.tool_use_id_prefix.as_deref().unwrap_or("toolu_"));
+        let tool_use_id = new_tool_use_id(
+            self.profile
+                .tools_call
+                .tool_use_id_prefix
+                .as_deref()
+                .unwrap_or("toolu_"),
+        );
         // Modern era (FINDINGS 6): the three identity keys come first, then the tool-use id.
         let mut meta = match self.handshake.as_ref().map(|h| h.era) {
             Some(Era::Modern) => match self.client_meta() {
@@ -1054,29 +1216,49 @@ impl Session {
             },
             _ => Map::new(),
         };
-        meta.insert(self.profile.tools_call.tool_use_id_meta_key.clone(), json!(tool_use_id));
+        meta.insert(
+            self.profile.tools_call.tool_use_id_meta_key.clone(),
+            json!(tool_use_id),
+        );
         if self.profile.tools_call.progress_token == "request_id" {
             meta.insert("progressToken".into(), json!(id));
         }
         let params = json!({ "name": name, "arguments": arguments, "_meta": meta });
         let was_busy = self.shared.state.lock().unwrap().busy;
         self.set_busy(true);
-        let resp = self.request_frame(json!(id), "tools/call", params, self.call_timeout).await;
+        let resp = self
+            .request_frame(json!(id), "tools/call", params, self.call_timeout)
+            .await;
         if !was_busy {
             self.set_busy(false);
         }
-        let resp = resp?.ok_or_else(|| Error::Timeout { what: format!("tools/call {name} (id {id})"), after: self.call_timeout })?;
+        let resp = resp?.ok_or_else(|| Error::Timeout {
+            what: format!("tools/call {name} (id {id})"),
+            after: self.call_timeout,
+        })?;
         let result = response_result("tools/call", resp)?;
         Ok(check_tool_result(id, tool_use_id, result))
     }
 
     /// Apply a script to a turn: every matching rule becomes a tool call (per event).
-    pub async fn run_script_turn(&self, script: &Script, turn: &Turn) -> Result<Vec<ToolCallRecord>> {
+    pub async fn run_script_turn(
+        &self,
+        script: &Script,
+        turn: &Turn,
+    ) -> Result<Vec<ToolCallRecord>> {
         let mut out = Vec::new();
         for (tool, args) in script.calls_for(turn)? {
             let model_name = self.model_tool_name(&tool);
-            let result = self.call_tool(&tool, args.clone()).await.map_err(|e| e.to_string());
-            out.push(ToolCallRecord { tool, model_name, arguments: args, result });
+            let result = self
+                .call_tool(&tool, args.clone())
+                .await
+                .map_err(|e| e.to_string());
+            out.push(ToolCallRecord {
+                tool,
+                model_name,
+                arguments: args,
+                result,
+            });
         }
         Ok(out)
     }
@@ -1101,7 +1283,9 @@ impl Session {
                 })
                 .collect()
         } else {
-            (0..rules.id.length).map(|_| alphabet[rng.random_range(0..alphabet.len())]).collect()
+            (0..rules.id.length)
+                .map(|_| alphabet[rng.random_range(0..alphabet.len())])
+                .collect()
         }
     }
 
@@ -1109,16 +1293,31 @@ impl Session {
     /// needs approval. Errors (with the missing condition) when the profile has no relay, the
     /// remote flag is off, the server did not declare both capabilities, or it is not registered.
     /// `input_preview` is cut to the profile's limit. Returns the request id.
-    pub async fn send_permission_request(&self, tool_name: &str, description: &str, input_preview: &str) -> Result<String> {
+    pub async fn send_permission_request(
+        &self,
+        tool_name: &str,
+        description: &str,
+        input_preview: &str,
+    ) -> Result<String> {
         let rules = self.profile.permission.clone().ok_or_else(|| {
-            Error::PermissionUnavailable(format!("Claude Code {} has no permission relay (added in 2.1.81)", self.profile.version))
+            Error::PermissionUnavailable(format!(
+                "Claude Code {} has no permission relay (added in 2.1.81)",
+                self.profile.version
+            ))
         })?;
         if !self.options.permission_relay_enabled {
-            return Err(Error::PermissionUnavailable("the client's remote flag for the relay is off".into()));
+            return Err(Error::PermissionUnavailable(
+                "the client's remote flag for the relay is off".into(),
+            ));
         }
-        let hs = self.handshake.as_ref().ok_or_else(|| Error::NotReady("call handshake() first".into()))?;
+        let hs = self
+            .handshake
+            .as_ref()
+            .ok_or_else(|| Error::NotReady("call handshake() first".into()))?;
         if !hs.declares_experimental("claude/channel") {
-            return Err(Error::PermissionUnavailable("the server did not declare experimental[\"claude/channel\"]".into()));
+            return Err(Error::PermissionUnavailable(
+                "the server did not declare experimental[\"claude/channel\"]".into(),
+            ));
         }
         if !hs.declares_experimental(&rules.capability) {
             return Err(Error::PermissionUnavailable(format!(
@@ -1137,18 +1336,24 @@ impl Session {
             let id = self.new_permission_id(&rules);
             let mut st = self.shared.state.lock().unwrap();
             if !st.permissions.contains_key(&id) {
-                st.permissions.insert(id.clone(), PermissionState::default());
+                st.permissions
+                    .insert(id.clone(), PermissionState::default());
                 break id;
             }
         };
-        let preview: String = input_preview.chars().take(rules.input_preview_max_chars).collect();
+        let preview: String = input_preview
+            .chars()
+            .take(rules.input_preview_max_chars)
+            .collect();
         let params = json!({
             "request_id": id,
             "tool_name": tool_name,
             "description": description,
             "input_preview": preview,
         });
-        self.shared.send(json!({ "method": rules.request_method, "params": params, "jsonrpc": "2.0" })).await?;
+        self.shared
+            .send(json!({ "method": rules.request_method, "params": params, "jsonrpc": "2.0" }))
+            .await?;
         Ok(id)
     }
 
@@ -1164,7 +1369,11 @@ impl Session {
             {
                 let mut st = self.shared.state.lock().unwrap();
                 match st.permissions.get_mut(&key) {
-                    None => return Err(Error::NotReady(format!("no permission request {request_id:?} was sent"))),
+                    None => {
+                        return Err(Error::NotReady(format!(
+                            "no permission request {request_id:?} was sent"
+                        )))
+                    }
                     Some(p) => {
                         if let Some(v) = p.outcome {
                             return Ok(v);
@@ -1281,7 +1490,14 @@ impl Session {
             }
             None => (None, None, None),
         };
-        Ok(ShutdownReport { exited: status.is_some(), via, elapsed, status: text, exit_code: code, signal: sig })
+        Ok(ShutdownReport {
+            exited: status.is_some(),
+            via,
+            elapsed,
+            status: text,
+            exit_code: code,
+            signal: sig,
+        })
     }
 
     /// Close the server's stdin and wait up to `grace` for it to exit (the reliable death
@@ -1326,7 +1542,9 @@ impl Session {
     /// Processes still running in the plugin's process group (the plugin was started as a group
     /// leader). Empty for in-memory sessions. Children that called `setsid` escape this check.
     pub fn orphans(&self) -> Vec<OrphanProcess> {
-        let Some(p) = &self.process else { return Vec::new() };
+        let Some(p) = &self.process else {
+            return Vec::new();
+        };
         let alive_leader = p.try_exit().is_none();
         process_group_members(p.pid)
             .into_iter()
@@ -1337,7 +1555,10 @@ impl Session {
     /// SIGKILL everything left in the plugin's process group.
     pub fn kill_orphans(&self) {
         if let Some(p) = &self.process {
-            let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(p.pid), nix::sys::signal::Signal::SIGKILL);
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(p.pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
         }
     }
 }
@@ -1346,7 +1567,10 @@ impl Drop for Session {
     fn drop(&mut self) {
         // Never leak plugin processes from tests: kill the whole group.
         if let Some(p) = &self.process {
-            let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(p.pid), nix::sys::signal::Signal::SIGKILL);
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(p.pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
         }
     }
 }
@@ -1354,19 +1578,32 @@ impl Drop for Session {
 /// Processes whose process group is `pgid` (not zombies), from `/proc`.
 pub fn process_group_members(pgid: i32) -> Vec<OrphanProcess> {
     let mut out = Vec::new();
-    let Ok(dir) = std::fs::read_dir("/proc") else { return out };
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return out;
+    };
     for entry in dir.flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
         // Fields after the `(comm)`: state ppid pgrp ...
-        let Some(after) = stat.rfind(')').map(|i| &stat[i + 2..]) else { continue };
+        let Some(after) = stat.rfind(')').map(|i| &stat[i + 2..]) else {
+            continue;
+        };
         let fields: Vec<&str> = after.split_whitespace().collect();
         if fields.len() < 3 || fields[0] == "Z" {
             continue;
         }
         if fields[2].parse::<i32>() == Ok(pgid) {
             let cmdline = std::fs::read(format!("/proc/{pid}/cmdline"))
-                .map(|b| String::from_utf8_lossy(&b).replace('\0', " ").trim().to_string())
+                .map(|b| {
+                    String::from_utf8_lossy(&b)
+                        .replace('\0', " ")
+                        .trim()
+                        .to_string()
+                })
                 .unwrap_or_default();
             out.push(OrphanProcess { pid, cmdline });
         }
@@ -1377,7 +1614,9 @@ pub fn process_group_members(pgid: i32) -> Vec<OrphanProcess> {
 fn new_tool_use_id(prefix: &str) -> String {
     const ALPHA: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
     let mut rng = rand::rng();
-    let tail: String = (0..24).map(|_| ALPHA[rng.random_range(0..ALPHA.len())] as char).collect();
+    let tail: String = (0..24)
+        .map(|_| ALPHA[rng.random_range(0..ALPHA.len())] as char)
+        .collect();
     format!("{prefix}{tail}")
 }
 
@@ -1387,12 +1626,14 @@ fn response_result(method: &str, resp: Value) -> Result<Value> {
             method: method.into(),
             code: err["code"].as_i64().unwrap_or(0),
             message: err["message"].as_str().unwrap_or_default().to_string(),
-            data: err.get("data").cloned(),
+            data: err.get("data").cloned().map(Box::new),
         });
     }
-    resp.get("result")
-        .cloned()
-        .ok_or_else(|| Error::Protocol(format!("answer to {method} has neither result nor error: {resp}")))
+    resp.get("result").cloned().ok_or_else(|| {
+        Error::Protocol(format!(
+            "answer to {method} has neither result nor error: {resp}"
+        ))
+    })
 }
 
 fn check_tool_result(id: u64, tool_use_id: String, raw: Value) -> ToolResult {
@@ -1402,8 +1643,12 @@ fn check_tool_result(id: u64, tool_use_id: String, raw: Value) -> ToolResult {
             for (i, b) in blocks.iter().enumerate() {
                 match b["type"].as_str() {
                     None => problems.push(format!("content[{i}] has no string `type`")),
-                    Some("text") if !b["text"].is_string() => problems.push(format!("content[{i}] is text without a string `text`")),
-                    Some("image" | "audio") if !b["data"].is_string() || !b["mimeType"].is_string() => {
+                    Some("text") if !b["text"].is_string() => {
+                        problems.push(format!("content[{i}] is text without a string `text`"))
+                    }
+                    Some("image" | "audio")
+                        if !b["data"].is_string() || !b["mimeType"].is_string() =>
+                    {
                         problems.push(format!("content[{i}] lacks `data`/`mimeType`"))
                     }
                     _ => {}
@@ -1428,7 +1673,14 @@ fn check_tool_result(id: u64, tool_use_id: String, raw: Value) -> ToolResult {
             false
         }
     };
-    ToolResult { id, tool_use_id, raw, content, is_error, problems }
+    ToolResult {
+        id,
+        tool_use_id,
+        raw,
+        content,
+        is_error,
+        problems,
+    }
 }
 
 async fn futures_join_all<F: std::future::Future>(futs: Vec<F>) -> Vec<F::Output> {
@@ -1457,21 +1709,19 @@ async fn futures_join_all<F: std::future::Future>(futs: Vec<F>) -> Vec<F::Output
 
 async fn read_stderr(shared: Arc<Shared>, stderr: BoxReader) {
     let mut lines = BufReader::new(stderr).lines();
-    loop {
-        match lines.next_line().await {
-            Ok(Some(line)) => {
-                tracing::trace!(target: "mock_claude::plugin_stderr", "{line}");
-                let mut st = shared.state.lock().unwrap();
-                shared.record(&mut st, Direction::Stderr, None, Some(line));
-            }
-            _ => break,
-        }
+    while let Ok(Some(line)) = lines.next_line().await {
+        tracing::trace!(target: "mock_claude::plugin_stderr", "{line}");
+        let mut st = shared.state.lock().unwrap();
+        shared.record(&mut st, Direction::Stderr, None, Some(line));
     }
 }
 
 /// Read one `\n`-terminated line of at most `max` bytes. `Ok(None)` at EOF; `Err` when the line
 /// grows past `max` without a newline.
-async fn read_limited_line<R: tokio::io::AsyncBufRead + Unpin>(r: &mut R, max: usize) -> std::io::Result<Option<Vec<u8>>> {
+async fn read_limited_line<R: tokio::io::AsyncBufRead + Unpin>(
+    r: &mut R,
+    max: usize,
+) -> std::io::Result<Option<Vec<u8>>> {
     let mut buf = Vec::new();
     loop {
         let chunk = r.fill_buf().await?;
@@ -1537,7 +1787,9 @@ async fn handle_line(shared: &Arc<Shared>, line: Vec<u8>) {
                 "Claude Code {} hangs on a non-JSON stdout line: {text:?}",
                 shared.profile.version
             )),
-            _ => tracing::warn!(server = %shared.server_name, "ignoring non-JSON stdout line: {text:?}"),
+            _ => {
+                tracing::warn!(server = %shared.server_name, "ignoring non-JSON stdout line: {text:?}")
+            }
         }
         return;
     };
@@ -1548,7 +1800,12 @@ async fn handle_line(shared: &Arc<Shared>, line: Vec<u8>) {
             shared.record(&mut st, Direction::ServerToClient, Some(frame), None);
             return;
         }
-        shared.record(&mut st, Direction::ServerToClient, Some(frame.clone()), None)
+        shared.record(
+            &mut st,
+            Direction::ServerToClient,
+            Some(frame.clone()),
+            None,
+        )
     };
     match frame_kind(&frame) {
         "result" | "error" => {
@@ -1569,7 +1826,9 @@ async fn handle_line(shared: &Arc<Shared>, line: Vec<u8>) {
                 Some(tx) => {
                     let _ = tx.send(frame);
                 }
-                None => tracing::warn!("answer to an unknown or expired request id {}", frame["id"]),
+                None => {
+                    tracing::warn!("answer to an unknown or expired request id {}", frame["id"])
+                }
             }
         }
         "request" => answer_server_request(shared, &frame).await,
@@ -1585,8 +1844,12 @@ async fn answer_server_request(shared: &Arc<Shared>, frame: &Value) {
     let reply = match method {
         "ping" => json!({ "result": {}, "jsonrpc": "2.0", "id": id }),
         "roots/list" => json!({ "result": { "roots": [] }, "jsonrpc": "2.0", "id": id }),
-        "elicitation/create" => json!({ "result": { "action": "decline" }, "jsonrpc": "2.0", "id": id }),
-        _ => json!({ "jsonrpc": "2.0", "id": id, "error": { "code": -32601, "message": "Method not found" } }),
+        "elicitation/create" => {
+            json!({ "result": { "action": "decline" }, "jsonrpc": "2.0", "id": id })
+        }
+        _ => {
+            json!({ "jsonrpc": "2.0", "id": id, "error": { "code": -32601, "message": "Method not found" } })
+        }
     };
     if let Err(e) = shared.send(reply).await {
         tracing::warn!("cannot answer server request {method}: {e}");
@@ -1597,7 +1860,12 @@ fn handle_notification(shared: &Arc<Shared>, frame: &Value, index: usize) {
     let method = frame["method"].as_str().unwrap_or_default();
     if method == "notifications/claude/channel" {
         handle_push(shared, frame, index);
-    } else if shared.profile.permission.as_ref().is_some_and(|p| p.verdict_method == method) {
+    } else if shared
+        .profile
+        .permission
+        .as_ref()
+        .is_some_and(|p| p.verdict_method == method)
+    {
         handle_verdict(shared, frame, index);
     }
 }
@@ -1607,14 +1875,25 @@ fn handle_push(shared: &Arc<Shared>, frame: &Value, index: usize) {
     let params = frame.get("params").cloned().unwrap_or(Value::Null);
     let t_ms = shared.t_ms();
     let mut st = shared.state.lock().unwrap();
-    let drop_event = |st: &mut State, kind: DropKind, reason: String, client_warning: Option<String>| {
-        tracing::warn!(server = %shared.server_name, "channel push dropped: {reason}");
-        st.drops.push(DroppedEvent { t_ms, frame_index: index, kind, reason, client_warning, params: params.clone() });
-    };
+    let drop_event =
+        |st: &mut State, kind: DropKind, reason: String, client_warning: Option<String>| {
+            tracing::warn!(server = %shared.server_name, "channel push dropped: {reason}");
+            st.drops.push(DroppedEvent {
+                t_ms,
+                frame_index: index,
+                kind,
+                reason,
+                client_warning,
+                params: params.clone(),
+            });
+        };
     match &st.phase {
         Phase::Listed(d) if d.registered => {}
         Phase::Listed(d) => {
-            let reason = format!("channel notifications not registered: {}", d.reason.clone().unwrap_or_default());
+            let reason = format!(
+                "channel notifications not registered: {}",
+                d.reason.clone().unwrap_or_default()
+            );
             drop_event(&mut st, DropKind::NotRegistered, reason, None);
             return;
         }
@@ -1628,8 +1907,17 @@ fn handle_push(shared: &Arc<Shared>, frame: &Value, index: usize) {
             return;
         }
     }
-    let Some(content) = params.get("content").and_then(Value::as_str).map(String::from) else {
-        drop_event(&mut st, DropKind::InvalidParams, "params.content is missing or not a string".into(), None);
+    let Some(content) = params
+        .get("content")
+        .and_then(Value::as_str)
+        .map(String::from)
+    else {
+        drop_event(
+            &mut st,
+            DropKind::InvalidParams,
+            "params.content is missing or not a string".into(),
+            None,
+        );
         return;
     };
     let mut meta = Vec::new();
@@ -1652,19 +1940,34 @@ fn handle_push(shared: &Arc<Shared>, frame: &Value, index: usize) {
                     meta.push((k.clone(), v.as_str().unwrap_or_default().to_string()));
                 } else {
                     let warning = profile.meta.dropped_key_warning.as_ref().map(|w| {
-                        render::fill_template(w, &[("name", &shared.server_name), ("key", k), ("pattern", &profile.meta.key_pattern)])
+                        render::fill_template(
+                            w,
+                            &[
+                                ("name", &shared.server_name),
+                                ("key", k),
+                                ("pattern", &profile.meta.key_pattern),
+                            ],
+                        )
                     });
                     drop_event(
                         &mut st,
                         DropKind::MetaKey { key: k.clone() },
-                        format!("meta key {k:?} does not match {}: key dropped", profile.meta.key_pattern),
+                        format!(
+                            "meta key {k:?} does not match {}: key dropped",
+                            profile.meta.key_pattern
+                        ),
                         warning,
                     );
                 }
             }
         }
         Some(other) => {
-            drop_event(&mut st, DropKind::InvalidParams, format!("params.meta is not an object: {other}"), None);
+            drop_event(
+                &mut st,
+                DropKind::InvalidParams,
+                format!("params.meta is not an object: {other}"),
+                None,
+            );
             return;
         }
     }
@@ -1681,16 +1984,28 @@ fn handle_push(shared: &Arc<Shared>, frame: &Value, index: usize) {
     if st.busy {
         st.busy_events.push(event);
     } else {
-        st.turns.push_back(Turn { text: rendered, events: vec![event], batched: false });
+        st.turns.push_back(Turn {
+            text: rendered,
+            events: vec![event],
+            batched: false,
+        });
     }
 }
 
 fn handle_verdict(shared: &Arc<Shared>, frame: &Value, index: usize) {
-    let rules = shared.profile.permission.as_ref().expect("checked by caller");
+    let rules = shared
+        .profile
+        .permission
+        .as_ref()
+        .expect("checked by caller");
     let params = frame.get("params").cloned().unwrap_or(Value::Null);
     let mut st = shared.state.lock().unwrap();
     let id = params["request_id"].as_str().unwrap_or_default();
-    let key = if rules.id.case_insensitive { id.to_ascii_lowercase() } else { id.to_string() };
+    let key = if rules.id.case_insensitive {
+        id.to_ascii_lowercase()
+    } else {
+        id.to_string()
+    };
     let behavior = params["behavior"].as_str().unwrap_or_default();
     let verdict = match behavior {
         "allow" => Some(Verdict::Allowed),
@@ -1701,7 +2016,9 @@ fn handle_verdict(shared: &Arc<Shared>, frame: &Value, index: usize) {
         (_, None) => Some(format!("behavior {behavior:?} is neither allow nor deny")),
         (None, _) => Some(format!("unknown request id {id:?}")),
         (Some(p), Some(v)) => match p.outcome {
-            Some(prev) => Some(format!("request {id:?} was already answered ({prev:?}): first answer wins")),
+            Some(prev) => Some(format!(
+                "request {id:?} was already answered ({prev:?}): first answer wins"
+            )),
             None => {
                 p.outcome = Some(v);
                 None
@@ -1710,6 +2027,10 @@ fn handle_verdict(shared: &Arc<Shared>, frame: &Value, index: usize) {
     };
     if let Some(reason) = reason {
         tracing::debug!("permission verdict ignored: {reason}");
-        st.ignored_verdicts.push(IgnoredVerdict { frame_index: index, params, reason });
+        st.ignored_verdicts.push(IgnoredVerdict {
+            frame_index: index,
+            params,
+            reason,
+        });
     }
 }

@@ -75,7 +75,9 @@ impl ScriptedPlugin {
                     "required": ["text"]
                 }
             })],
-            instructions: Some("Events arrive as <channel source=...>. Answer with the reply tool.".into()),
+            instructions: Some(
+                "Events arrive as <channel source=...>. Answer with the reply tool.".into(),
+            ),
             tool_answer: "sent".into(),
             push_after_tools_list: Vec::new(),
         }
@@ -96,7 +98,9 @@ impl PluginHandle {
         if !meta.is_null() {
             params["meta"] = meta;
         }
-        self.send(json!({ "jsonrpc": "2.0", "method": "notifications/claude/channel", "params": params }));
+        self.send(
+            json!({ "jsonrpc": "2.0", "method": "notifications/claude/channel", "params": params }),
+        );
     }
     /// Send any frame.
     pub fn send(&self, frame: Value) {
@@ -122,18 +126,27 @@ impl PluginHandle {
 
 /// Connect a [`Session`] to an in-process [`ScriptedPlugin`] over an in-memory pipe.
 /// Must be called inside a tokio runtime.
-pub fn memory(profile: &Profile, options: LaunchOptions, plugin: ScriptedPlugin) -> (Session, PluginHandle) {
+pub fn memory(
+    profile: &Profile,
+    options: LaunchOptions,
+    plugin: ScriptedPlugin,
+) -> (Session, PluginHandle) {
     let (client_io, server_io) = tokio::io::duplex(1 << 20);
     let (client_read, client_write) = tokio::io::split(client_io);
     let (server_read, mut server_write) = tokio::io::split(server_io);
     let session = Session::connect(profile, options, client_read, client_write);
     let (tx, mut rx) = mpsc::unbounded_channel::<Option<String>>();
     let received = Arc::new(Mutex::new(Vec::new()));
-    let handle = PluginHandle { out: tx.clone(), received: received.clone() };
+    let handle = PluginHandle {
+        out: tx.clone(),
+        received: received.clone(),
+    };
     tokio::spawn(async move {
         // `None` = the client closed our stdin: exit like a correct server (close stdout).
         while let Some(Some(line)) = rx.recv().await {
-            if server_write.write_all(line.as_bytes()).await.is_err() || server_write.write_all(b"\n").await.is_err() {
+            if server_write.write_all(line.as_bytes()).await.is_err()
+                || server_write.write_all(b"\n").await.is_err()
+            {
                 break;
             }
         }
@@ -159,10 +172,12 @@ pub fn memory(profile: &Profile, options: LaunchOptions, plugin: ScriptedPlugin)
                     DiscoverAnswer::Result(r) => Some(answer(r.clone())),
                 },
                 ("initialize", _) => {
-                    let version = plugin
-                        .protocol_version
-                        .clone()
-                        .unwrap_or_else(|| frame["params"]["protocolVersion"].as_str().unwrap_or("2025-11-25").into());
+                    let version = plugin.protocol_version.clone().unwrap_or_else(|| {
+                        frame["params"]["protocolVersion"]
+                            .as_str()
+                            .unwrap_or("2025-11-25")
+                            .into()
+                    });
                     let mut r = json!({
                         "protocolVersion": version,
                         "capabilities": plugin.capabilities,
@@ -176,11 +191,13 @@ pub fn memory(profile: &Profile, options: LaunchOptions, plugin: ScriptedPlugin)
                 ("tools/list", _) => Some(answer(json!({ "tools": plugin.tools }))),
                 ("prompts/list", _) => Some(answer(json!({ "prompts": [] }))),
                 ("resources/list", _) => Some(answer(json!({ "resources": [] }))),
-                ("tools/call", _) => {
-                    Some(answer(json!({ "content": [{ "type": "text", "text": plugin.tool_answer }], "isError": false })))
-                }
+                ("tools/call", _) => Some(answer(
+                    json!({ "content": [{ "type": "text", "text": plugin.tool_answer }], "isError": false }),
+                )),
                 ("ping", _) => Some(answer(json!({}))),
-                _ => Some(json!({ "jsonrpc": "2.0", "id": id, "error": { "code": -32601, "message": "Method not found" } })),
+                _ => Some(
+                    json!({ "jsonrpc": "2.0", "id": id, "error": { "code": -32601, "message": "Method not found" } }),
+                ),
             };
             if let Some(r) = reply {
                 let _ = tx.send(Some(r.to_string()));

@@ -83,8 +83,8 @@ impl McpSchemas {
     pub fn load(fixtures: &Path) -> Result<McpSchemas> {
         let dir = fixtures.join("schemas").join("mcp");
         let mut validators = HashMap::new();
-        let entries =
-            std::fs::read_dir(&dir).map_err(|e| Error::io(format!("listing {}", dir.display()), e))?;
+        let entries = std::fs::read_dir(&dir)
+            .map_err(|e| Error::io(format!("listing {}", dir.display()), e))?;
         for entry in entries {
             let entry = entry.map_err(|e| Error::io(format!("listing {}", dir.display()), e))?;
             let name = entry.file_name().to_string_lossy().to_string();
@@ -94,10 +94,14 @@ impl McpSchemas {
             let path = entry.path();
             let text = std::fs::read_to_string(&path)
                 .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
-            let schema: Value = serde_json::from_str(&text)
-                .map_err(|e| Error::Profile { path: path.clone(), message: format!("schema is not JSON: {e}") })?;
-            let v = jsonschema::validator_for(&schema)
-                .map_err(|e| Error::Profile { path: path.clone(), message: format!("invalid schema: {e}") })?;
+            let schema: Value = serde_json::from_str(&text).map_err(|e| Error::Profile {
+                path: path.clone(),
+                message: format!("schema is not JSON: {e}"),
+            })?;
+            let v = jsonschema::validator_for(&schema).map_err(|e| Error::Profile {
+                path: path.clone(),
+                message: format!("invalid schema: {e}"),
+            })?;
             validators.insert(name, v);
         }
         Ok(McpSchemas { validators })
@@ -110,7 +114,14 @@ impl McpSchemas {
         v
     }
 
-    fn check(&self, name: &str, frame: &Value, index: usize, dir: Direction, out: &mut Vec<Violation>) {
+    fn check(
+        &self,
+        name: &str,
+        frame: &Value,
+        index: usize,
+        dir: Direction,
+        out: &mut Vec<Violation>,
+    ) {
         if let Some(v) = self.validators.get(name) {
             for e in v.iter_errors(frame) {
                 out.push(Violation {
@@ -147,7 +158,8 @@ pub fn id_key(id: &Value) -> String {
     id.to_string()
 }
 
-const SECRET_KEY_RE: &str = r"(?i)^(.*secret.*|.*password.*|authorization|.*api_?key.*|.*_token|token|bearer|cookie)$";
+const SECRET_KEY_RE: &str =
+    r"(?i)^(.*secret.*|.*password.*|authorization|.*api_?key.*|.*_token|token|bearer|cookie)$";
 const REDACTED: &str = "[REDACTED]";
 
 fn redact_value(v: &mut Value, key_re: &regex::Regex, secrets: &[String]) {
@@ -161,7 +173,9 @@ fn redact_value(v: &mut Value, key_re: &regex::Regex, secrets: &[String]) {
                 }
             }
         }
-        Value::Array(items) => items.iter_mut().for_each(|i| redact_value(i, key_re, secrets)),
+        Value::Array(items) => items
+            .iter_mut()
+            .for_each(|i| redact_value(i, key_re, secrets)),
         Value::String(s) => *s = redact_line(s, secrets),
         _ => {}
     }
@@ -176,29 +190,46 @@ pub fn redact_line(line: &str, secrets: &[String]) -> String {
     }
     let bearer = regex::Regex::new(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+").expect("static regex");
     out = bearer.replace_all(&out, "${1}[REDACTED]").to_string();
-    let kv = regex::Regex::new(r#"(?i)("?(?:secret|token|password|api_?key)"?\s*[:=]\s*"?)[^"\s,}&]+"#).expect("static regex");
+    let kv =
+        regex::Regex::new(r#"(?i)("?(?:secret|token|password|api_?key)"?\s*[:=]\s*"?)[^"\s,}&]+"#)
+            .expect("static regex");
     kv.replace_all(&out, "${1}[REDACTED]").to_string()
 }
 
 impl Transcript {
     /// Entries that are JSON frames, with their indices.
     pub fn frames(&self) -> impl Iterator<Item = (usize, &Entry)> {
-        self.entries.iter().enumerate().filter(|(_, e)| e.frame.is_some())
+        self.entries
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.frame.is_some())
     }
 
     /// Frames in one direction.
     pub fn frames_from(&self, dir: Direction) -> Vec<&Value> {
-        self.entries.iter().filter(|e| e.dir == dir).filter_map(|e| e.frame.as_ref()).collect()
+        self.entries
+            .iter()
+            .filter(|e| e.dir == dir)
+            .filter_map(|e| e.frame.as_ref())
+            .collect()
     }
 
     /// Stray stdout lines.
     pub fn junk_lines(&self) -> Vec<&str> {
-        self.entries.iter().filter(|e| e.dir == Direction::StdoutJunk).filter_map(|e| e.line.as_deref()).collect()
+        self.entries
+            .iter()
+            .filter(|e| e.dir == Direction::StdoutJunk)
+            .filter_map(|e| e.line.as_deref())
+            .collect()
     }
 
     /// stderr lines.
     pub fn stderr_lines(&self) -> Vec<&str> {
-        self.entries.iter().filter(|e| e.dir == Direction::Stderr).filter_map(|e| e.line.as_deref()).collect()
+        self.entries
+            .iter()
+            .filter(|e| e.dir == Direction::Stderr)
+            .filter_map(|e| e.line.as_deref())
+            .collect()
     }
 
     /// Secret values this transcript redacts (for tests that prove redaction).
@@ -231,7 +262,11 @@ impl Transcript {
 
     /// NDJSON text, one entry per line.
     pub fn to_ndjson(&self, redact: bool) -> String {
-        let entries = if redact { self.redacted_entries() } else { self.entries.clone() };
+        let entries = if redact {
+            self.redacted_entries()
+        } else {
+            self.entries.clone()
+        };
         let mut out = String::new();
         for e in entries {
             out.push_str(&serde_json::to_string(&e).expect("entries serialise"));
@@ -244,19 +279,31 @@ impl Transcript {
     pub fn write_ndjson(&self, path: impl AsRef<Path>, redact: bool) -> Result<()> {
         let path = path.as_ref();
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|e| Error::io(format!("creating {}", parent.display()), e))?;
+            std::fs::create_dir_all(parent)
+                .map_err(|e| Error::io(format!("creating {}", parent.display()), e))?;
         }
-        std::fs::write(path, self.to_ndjson(redact)).map_err(|e| Error::io(format!("writing {}", path.display()), e))
+        std::fs::write(path, self.to_ndjson(redact))
+            .map_err(|e| Error::io(format!("writing {}", path.display()), e))
     }
 
     /// Read a transcript written by [`Transcript::write_ndjson`].
     pub fn read_ndjson(path: impl AsRef<Path>) -> Result<Transcript> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
         let mut t = Transcript::default();
-        for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-            let e: Entry = serde_json::from_str(line)
-                .map_err(|e| Error::Protocol(format!("{}:{}: not a transcript entry: {e}", path.display(), n + 1)))?;
+        for (n, line) in text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty())
+        {
+            let e: Entry = serde_json::from_str(line).map_err(|e| {
+                Error::Protocol(format!(
+                    "{}:{}: not a transcript entry: {e}",
+                    path.display(),
+                    n + 1
+                ))
+            })?;
             if e.dir == Direction::StdoutJunk {
                 t.stray_stdout_bytes += e.line.as_ref().map_or(0, |l| l.len() as u64 + 1);
             }
@@ -286,7 +333,13 @@ impl Transcript {
         let mut methods: HashMap<(bool, String), String> = HashMap::new();
         for (index, entry) in self.frames() {
             let frame = entry.frame.as_ref().expect("frames() yields frames");
-            schemas.check("jsonrpc-message.schema.json", frame, index, entry.dir, &mut out);
+            schemas.check(
+                "jsonrpc-message.schema.json",
+                frame,
+                index,
+                entry.dir,
+                &mut out,
+            );
             let from_client = entry.dir == Direction::ClientToServer;
             let kind = frame_kind(frame);
             let method = match kind {

@@ -3,7 +3,9 @@
 //! under shuffled check orders).
 
 use mock_claude::gate::{evaluate, GateCheck};
-use mock_claude::{fixtures_dir, ChannelSpec, Era, LaunchOptions, OrgPolicy, PluginSource, Profile, Provider};
+use mock_claude::{
+    fixtures_dir, ChannelSpec, Era, LaunchOptions, OrgPolicy, PluginSource, Profile, Provider,
+};
 use proptest::prelude::*;
 use serde_json::json;
 
@@ -21,7 +23,10 @@ fn each_check_has_the_clients_text() {
     let dev = LaunchOptions::dev("zoo", vec![]);
     let d = evaluate(&p, &dev, &channel_caps(), Era::Legacy);
     assert!(d.registered);
-    assert_eq!(d.log_line, "MCP server \"zoo\": Channel notifications registered");
+    assert_eq!(
+        d.log_line,
+        "MCP server \"zoo\": Channel notifications registered"
+    );
 
     let d = evaluate(&p, &dev, &json!({ "claude/channel": {} }), Era::Legacy);
     assert_eq!(d.failed_check, Some(GateCheck::Capability));
@@ -30,22 +35,61 @@ fn each_check_has_the_clients_text() {
     let d = evaluate(&p, &dev, &channel_caps(), Era::Modern);
     assert_eq!(d.failed_check, Some(GateCheck::Era));
 
-    let d = evaluate(&p, &LaunchOptions { provider: Provider::Bedrock, ..dev.clone() }, &channel_caps(), Era::Legacy);
-    assert_eq!(d.reason.as_deref(), Some("channels are not available on third-party providers"));
+    let d = evaluate(
+        &p,
+        &LaunchOptions {
+            provider: Provider::Bedrock,
+            ..dev.clone()
+        },
+        &channel_caps(),
+        Era::Legacy,
+    );
+    assert_eq!(
+        d.reason.as_deref(),
+        Some("channels are not available on third-party providers")
+    );
 
-    let d = evaluate(&p, &LaunchOptions { feature_available: false, ..dev.clone() }, &channel_caps(), Era::Legacy);
+    let d = evaluate(
+        &p,
+        &LaunchOptions {
+            feature_available: false,
+            ..dev.clone()
+        },
+        &channel_caps(),
+        Era::Legacy,
+    );
     assert_eq!(
         d.log_line,
         "MCP server \"zoo\": Channel notifications skipped: channels feature is not currently available"
     );
 
-    let org = OrgPolicy { channels_enabled: Some(false), allowed_channel_plugins: None };
-    let d = evaluate(&p, &LaunchOptions { org_policy: org, ..dev.clone() }, &channel_caps(), Era::Legacy);
-    assert_eq!(d.reason.as_deref(), Some("channels not enabled by org policy (set channelsEnabled: true in managed settings)"));
+    let org = OrgPolicy {
+        channels_enabled: Some(false),
+        allowed_channel_plugins: None,
+    };
+    let d = evaluate(
+        &p,
+        &LaunchOptions {
+            org_policy: org,
+            ..dev.clone()
+        },
+        &channel_caps(),
+        Era::Legacy,
+    );
+    assert_eq!(
+        d.reason.as_deref(),
+        Some("channels not enabled by org policy (set channelsEnabled: true in managed settings)")
+    );
 
-    let none = LaunchOptions { dev_channels: vec![], ..dev.clone() };
+    let none = LaunchOptions {
+        dev_channels: vec![],
+        ..dev.clone()
+    };
     let d = evaluate(&p, &none, &channel_caps(), Era::Legacy);
-    assert_eq!(d.reason.as_deref(), Some("server zoo not in --channels list for this session"));
+    assert_eq!(
+        d.reason.as_deref(),
+        Some("server zoo not in --channels list for this session")
+    );
 
     let listed = none.clone().channel(ChannelSpec::server("zoo"));
     let d = evaluate(&p, &listed, &channel_caps(), Era::Legacy);
@@ -55,23 +99,44 @@ fn each_check_has_the_clients_text() {
     // An approved plugin via --channels passes; a plugin server is named plugin:<plugin>:<server>.
     let plugin = LaunchOptions {
         server_name: "telegram".into(),
-        plugin_source: Some(PluginSource { plugin: "telegram".into(), marketplace: "claude-plugins-official".into() }),
+        plugin_source: Some(PluginSource {
+            plugin: "telegram".into(),
+            marketplace: "claude-plugins-official".into(),
+        }),
         channels: vec!["plugin:telegram@claude-plugins-official".parse().unwrap()],
         ..LaunchOptions::default()
     };
     let d = evaluate(&p, &plugin, &channel_caps(), Era::Legacy);
     assert!(d.registered, "{d:?}");
-    assert_eq!(d.log_line, "MCP server \"plugin:telegram:telegram\": Channel notifications registered");
+    assert_eq!(
+        d.log_line,
+        "MCP server \"plugin:telegram:telegram\": Channel notifications registered"
+    );
     // The org allowlist replaces Anthropic's (2.1.84+), and is ignored by 2.1.80.
-    let org = OrgPolicy { channels_enabled: Some(true), allowed_channel_plugins: Some(vec!["other@mkt".into()]) };
-    let restricted = LaunchOptions { org_policy: org, ..plugin.clone() };
-    assert_eq!(evaluate(&p, &restricted, &channel_caps(), Era::Legacy).failed_check, Some(GateCheck::Allowlist));
+    let org = OrgPolicy {
+        channels_enabled: Some(true),
+        allowed_channel_plugins: Some(vec!["other@mkt".into()]),
+    };
+    let restricted = LaunchOptions {
+        org_policy: org,
+        ..plugin.clone()
+    };
+    assert_eq!(
+        evaluate(&p, &restricted, &channel_caps(), Era::Legacy).failed_check,
+        Some(GateCheck::Allowlist)
+    );
     let p80 = Profile::by_version(fixtures_dir(), "2.1.80").unwrap();
     assert!(evaluate(&p80, &restricted, &channel_caps(), Era::Legacy).registered);
     // 2.1.80 has no era check and counts Console keys as third party.
     assert!(evaluate(&p80, &dev, &channel_caps(), Era::Modern).registered);
-    let console = LaunchOptions { provider: Provider::Console, ..dev.clone() };
-    assert_eq!(evaluate(&p80, &console, &channel_caps(), Era::Legacy).failed_check, Some(GateCheck::Provider));
+    let console = LaunchOptions {
+        provider: Provider::Console,
+        ..dev.clone()
+    };
+    assert_eq!(
+        evaluate(&p80, &console, &channel_caps(), Era::Legacy).failed_check,
+        Some(GateCheck::Provider)
+    );
     assert!(evaluate(&p, &console, &channel_caps(), Era::Legacy).registered);
 }
 
@@ -89,12 +154,24 @@ fn inputs() -> impl Strategy<Value = Inputs> {
     (
         any::<bool>(),
         any::<bool>(),
-        prop::sample::select(vec![Provider::Anthropic, Provider::Console, Provider::Bedrock, Provider::Vertex]),
+        prop::sample::select(vec![
+            Provider::Anthropic,
+            Provider::Console,
+            Provider::Bedrock,
+            Provider::Vertex,
+        ]),
         any::<bool>(),
         prop::option::of(any::<bool>()),
         0u8..3,
     )
-        .prop_map(|(cap, modern, provider, feature, org, named)| Inputs { cap, modern, provider, feature, org, named })
+        .prop_map(|(cap, modern, provider, feature, org, named)| Inputs {
+            cap,
+            modern,
+            provider,
+            feature,
+            org,
+            named,
+        })
 }
 
 /// Oracle: does check `c` pass, computed directly from the inputs (server entries are never on

@@ -25,28 +25,43 @@ async fn idle_events_are_turns_and_busy_events_are_batched() {
     s.handshake().await.unwrap();
     plugin.push("one", json!({ "chat_id": "1" }));
     let t = s.next_turn(WAIT).await.unwrap();
-    assert_eq!(t.text, "<channel source=\"zoo\" chat_id=\"1\">\none\n</channel>");
+    assert_eq!(
+        t.text,
+        "<channel source=\"zoo\" chat_id=\"1\">\none\n</channel>"
+    );
 
     s.set_busy(true);
     plugin.push("two", json!(null));
     plugin.push("three", json!(null));
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(s.next_turn(Duration::from_millis(50)).await.is_err(), "no turn while busy");
+    assert!(
+        s.next_turn(Duration::from_millis(50)).await.is_err(),
+        "no turn while busy"
+    );
     s.set_busy(false);
     let t = s.next_turn(WAIT).await.unwrap();
     assert!(t.batched);
     assert_eq!(t.events.len(), 2);
     assert!(t.text.starts_with("A message arrived from zoo while you were working:\n<channel source=\"zoo\">\ntwo\n</channel>"));
-    assert!(t.text.contains("<channel source=\"zoo\">\nthree\n</channel>"));
+    assert!(t
+        .text
+        .contains("<channel source=\"zoo\">\nthree\n</channel>"));
 }
 
 #[tokio::test]
 async fn first_verdict_wins_later_and_unknown_are_ignored() {
     let (mut s, plugin) = memory(&p("2.1.330"), fixed(), ScriptedPlugin::channel());
     s.handshake().await.unwrap();
-    let id = s.send_permission_request("Bash", "list files", &"x".repeat(500)).await.unwrap();
+    let id = s
+        .send_permission_request("Bash", "list files", &"x".repeat(500))
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let req = plugin.received().into_iter().find(|f| f["method"] == "notifications/claude/channel/permission_request").unwrap();
+    let req = plugin
+        .received()
+        .into_iter()
+        .find(|f| f["method"] == "notifications/claude/channel/permission_request")
+        .unwrap();
     assert_eq!(req["params"]["input_preview"].as_str().unwrap().len(), 200);
     plugin.verdict(&id.to_uppercase(), "deny"); // matched case-insensitively
     plugin.verdict(&id, "allow");
@@ -60,7 +75,12 @@ async fn first_verdict_wins_later_and_unknown_are_ignored() {
 
     // Unanswered → answered locally; a late channel answer is ignored.
     let id2 = s.send_permission_request("Bash", "x", "{}").await.unwrap();
-    assert_eq!(s.wait_verdict(&id2, Duration::from_millis(200)).await.unwrap(), Verdict::AnsweredLocally);
+    assert_eq!(
+        s.wait_verdict(&id2, Duration::from_millis(200))
+            .await
+            .unwrap(),
+        Verdict::AnsweredLocally
+    );
     plugin.verdict(&id2, "allow");
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(s.ignored_verdicts().len(), 3);
@@ -72,20 +92,33 @@ async fn permission_relay_needs_both_capabilities_and_registration() {
     plugin.capabilities = json!({ "experimental": { "claude/channel": {} }, "tools": {} });
     let (mut s, _h) = memory(&p("2.1.330"), fixed(), plugin);
     s.handshake().await.unwrap();
-    let e = s.send_permission_request("Bash", "x", "{}").await.unwrap_err();
+    let e = s
+        .send_permission_request("Bash", "x", "{}")
+        .await
+        .unwrap_err();
     assert!(e.to_string().contains("claude/channel/permission"), "{e}");
 
     let (mut s, _h) = memory(&p("2.1.80"), fixed(), ScriptedPlugin::channel());
     s.handshake().await.unwrap();
-    let e = s.send_permission_request("Bash", "x", "{}").await.unwrap_err();
+    let e = s
+        .send_permission_request("Bash", "x", "{}")
+        .await
+        .unwrap_err();
     assert!(e.to_string().contains("2.1.81"), "{e}");
 
     let mut o = fixed();
     o.feature_available = false;
     let (mut s, _h) = memory(&p("2.1.330"), o, ScriptedPlugin::channel());
     s.handshake().await.unwrap();
-    let e = s.send_permission_request("Bash", "x", "{}").await.unwrap_err();
-    assert!(e.to_string().contains("channels feature is not currently available"), "{e}");
+    let e = s
+        .send_permission_request("Bash", "x", "{}")
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("channels feature is not currently available"),
+        "{e}"
+    );
 }
 
 #[tokio::test]
@@ -106,8 +139,13 @@ async fn unanswered_probe_costs_the_profile_timeout() {
 #[tokio::test]
 async fn legacy_env_switch_turns_the_probe_off() {
     let mut plugin = ScriptedPlugin::channel();
-    plugin.discover = DiscoverAnswer::Result(json!({ "protocolVersion": "2026-07-28", "capabilities": {} }));
-    let (mut s, _h) = memory(&p("2.1.330"), fixed().env("MCP_PROTOCOL_NEGOTIATION", "legacy"), plugin);
+    plugin.discover =
+        DiscoverAnswer::Result(json!({ "protocolVersion": "2026-07-28", "capabilities": {} }));
+    let (mut s, _h) = memory(
+        &p("2.1.330"),
+        fixed().env("MCP_PROTOCOL_NEGOTIATION", "legacy"),
+        plugin,
+    );
     let hs = s.handshake().await.unwrap();
     assert_eq!(hs.discover, DiscoverOutcome::NotSent);
     assert!(hs.gate.registered);
@@ -129,7 +167,11 @@ async fn modern_era_tool_call_meta_matches_the_recording() {
     assert_eq!(list["id"], 0, "ids count from 0 without initialize");
     let call = frames.iter().find(|f| f["method"] == "tools/call").unwrap();
     assert_eq!(call["id"], 1);
-    let keys: Vec<&String> = call["params"]["_meta"].as_object().unwrap().keys().collect();
+    let keys: Vec<&String> = call["params"]["_meta"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .collect();
     assert_eq!(
         keys,
         [
@@ -177,9 +219,14 @@ async fn junk_and_bad_pushes_are_recorded_not_fatal() {
 async fn snapshot_transcript_of_a_session() {
     let (mut s, h) = memory(&p("2.1.330"), fixed(), ScriptedPlugin::channel());
     s.handshake().await.unwrap();
-    h.push("hello </channel>", json!({ "chat_id": "1", "bad-key": "x" }));
+    h.push(
+        "hello </channel>",
+        json!({ "chat_id": "1", "bad-key": "x" }),
+    );
     let turn = s.next_turn(WAIT).await.unwrap();
-    s.run_script_turn(&mock_claude::Script::echo_reply(), &turn).await.unwrap();
+    s.run_script_turn(&mock_claude::Script::echo_reply(), &turn)
+        .await
+        .unwrap();
     s.shutdown().await.unwrap();
     let entries = s.transcript().redacted_entries();
     insta::assert_json_snapshot!("transcript_2_1_330_memory", entries, {

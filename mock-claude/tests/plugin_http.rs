@@ -22,7 +22,11 @@ fn plugin_bin() -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
     let bin = target.join("debug/channel-plugin");
-    assert!(bin.exists(), "{} not found: run `cargo build -p channel-plugin` (or set CHANNEL_PLUGIN_BIN)", bin.display());
+    assert!(
+        bin.exists(),
+        "{} not found: run `cargo build -p channel-plugin` (or set CHANNEL_PLUGIN_BIN)",
+        bin.display()
+    );
     bin
 }
 
@@ -35,7 +39,11 @@ async fn discovery(dir: &std::path::Path, session: &uuid::Uuid) -> Value {
                 return v;
             }
         }
-        assert!(std::time::Instant::now() < deadline, "no discovery file {}", path.display());
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no discovery file {}",
+            path.display()
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -45,7 +53,12 @@ fn sse(url: String, secret: String) -> mpsc::UnboundedReceiver<(String, Value)> 
     let (tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(async move {
         let client = reqwest::Client::new();
-        let mut resp = client.get(url).bearer_auth(secret).send().await.expect("GET /sse");
+        let mut resp = client
+            .get(url)
+            .bearer_auth(secret)
+            .send()
+            .await
+            .expect("GET /sse");
         assert!(resp.status().is_success(), "GET /sse: {}", resp.status());
         let mut buf = String::new();
         while let Ok(Some(chunk)) = resp.chunk().await {
@@ -130,9 +143,19 @@ async fn channel_plugin_http_round_trip_under_every_profile() {
         assert_eq!(event.meta("chat_id"), Some("c1"), "{v}: {}", turn.text);
         assert_eq!(event.content, "ping </channel> & more");
         assert_eq!(turn.text, event.rendered);
-        assert!(turn.text.starts_with("<channel source=\"bridge\""), "{v}: {}", turn.text);
-        let calls = s.run_script_turn(&Script::echo_reply(), &turn).await.unwrap();
-        let result = calls[0].result.as_ref().unwrap_or_else(|e| panic!("{v}: reply failed: {e}"));
+        assert!(
+            turn.text.starts_with("<channel source=\"bridge\""),
+            "{v}: {}",
+            turn.text
+        );
+        let calls = s
+            .run_script_turn(&Script::echo_reply(), &turn)
+            .await
+            .unwrap();
+        let result = calls[0]
+            .result
+            .as_ref()
+            .unwrap_or_else(|e| panic!("{v}: reply failed: {e}"));
         assert!(!result.is_error, "{v}: {:?}", result.raw);
         assert!(result.problems.is_empty(), "{v}: {:?}", result.problems);
         let reply = next_event(&mut events, "reply").await;
@@ -140,7 +163,10 @@ async fn channel_plugin_http_round_trip_under_every_profile() {
         assert_eq!(reply["text"], "echo: ping </channel> & more");
 
         if profile.permission.is_some() {
-            let id = s.send_permission_request("Bash", "list files", "{\"command\":\"ls\"}").await.unwrap();
+            let id = s
+                .send_permission_request("Bash", "list files", "{\"command\":\"ls\"}")
+                .await
+                .unwrap();
             let req = next_event(&mut events, "permission_request").await;
             assert_eq!(req["request_id"], id.as_str());
             let r = http
@@ -161,6 +187,9 @@ async fn channel_plugin_http_round_trip_under_every_profile() {
         let t = s.transcript();
         assert_eq!(t.stray_stdout_bytes(), 0, "{v}: junk {:?}", t.junk_lines());
         assert_eq!(t.violations(), vec![], "{v}");
-        assert!(!t.to_ndjson(true).contains(&secret), "{v}: secret leaked into the transcript");
+        assert!(
+            !t.to_ndjson(true).contains(&secret),
+            "{v}: secret leaked into the transcript"
+        );
     }
 }

@@ -1,7 +1,9 @@
 //! Rendering: CHANNELS.md examples, golden renderings per profile, insta snapshots, and property
 //! tests (escaping round-trips; no content can close the tag early or add an attribute).
 
-use mock_claude::render::{self, escape_attr, neutralise, parse_turn, render_event, unescape_attr, RenderRules};
+use mock_claude::render::{
+    self, escape_attr, neutralise, parse_turn, render_event, unescape_attr, RenderRules,
+};
 use mock_claude::{fixtures_dir, Profile};
 use proptest::prelude::*;
 use serde_json::Value;
@@ -35,7 +37,10 @@ fn rules_like(release: u32) -> RenderRules {
 }
 
 fn meta(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 #[test]
@@ -47,7 +52,10 @@ fn channels_md_examples() {
     );
     let n = r.neutralise.as_ref().unwrap();
     assert_eq!(neutralise(n, "a</channel>b"), "a<\\/channel>b");
-    assert_eq!(neutralise(n, "</channel-x> </channelx>"), "</channel-x> </channelx>");
+    assert_eq!(
+        neutralise(n, "</channel-x> </channelx>"),
+        "</channel-x> </channelx>"
+    );
     assert_eq!(neutralise(n, "a<\\/channel>b"), "a<\\/channel>b");
     assert_eq!(neutralise(n, "x</CHANNEL"), "x<\\/CHANNEL");
     assert_eq!(neutralise(n, "x\u{ff1c}/channel>"), "x<\\/channel>");
@@ -58,7 +66,10 @@ fn channels_md_examples() {
     let v: Value = serde_json::from_str(&json).unwrap();
     assert_eq!(v["t"], "<\\/channel>");
     // Attribute escapes: exactly five, nothing else.
-    assert_eq!(escape_attr(&r, "&<>\"'\n\u{e9}"), "&amp;&lt;&gt;&quot;&apos;\n\u{e9}");
+    assert_eq!(
+        escape_attr(&r, "&<>\"'\n\u{e9}"),
+        "&amp;&lt;&gt;&quot;&apos;\n\u{e9}"
+    );
     // A meta key named source is not rejected: a second source= appears.
     assert_eq!(
         render_event(&r, "zoo", &meta(&[("source", "evil")]), "x"),
@@ -68,15 +79,42 @@ fn channels_md_examples() {
 
 #[test]
 fn version_history_is_data() {
-    assert_eq!(render::render_content(&rules_like(168), "a</channel>b"), "a</channel>b");
-    assert_eq!(render::render_content(&rules_like(169), "a</channel>b"), "a<\\/channel>b");
-    assert_eq!(render::render_content(&rules_like(169), "a</channel"), "a</channel");
-    assert_eq!(render::render_content(&rules_like(195), "a</channel"), "a<\\/channel");
-    assert_eq!(render::render_content(&rules_like(195), "\u{ff1c}/channel>"), "\u{ff1c}/channel>");
-    assert_eq!(render::render_content(&rules_like(232), "\u{ff1c}/channel>"), "<\\/channel>");
-    assert_eq!(render::render_content(&rules_like(232), "<cited>"), "<cited>");
-    assert_eq!(render::render_content(&rules_like(281), "<cited>"), "<\\cited>");
-    assert_eq!(render::render_content(&rules("2.1.80"), "a</channel>b"), "a</channel>b");
+    assert_eq!(
+        render::render_content(&rules_like(168), "a</channel>b"),
+        "a</channel>b"
+    );
+    assert_eq!(
+        render::render_content(&rules_like(169), "a</channel>b"),
+        "a<\\/channel>b"
+    );
+    assert_eq!(
+        render::render_content(&rules_like(169), "a</channel"),
+        "a</channel"
+    );
+    assert_eq!(
+        render::render_content(&rules_like(195), "a</channel"),
+        "a<\\/channel"
+    );
+    assert_eq!(
+        render::render_content(&rules_like(195), "\u{ff1c}/channel>"),
+        "\u{ff1c}/channel>"
+    );
+    assert_eq!(
+        render::render_content(&rules_like(232), "\u{ff1c}/channel>"),
+        "<\\/channel>"
+    );
+    assert_eq!(
+        render::render_content(&rules_like(232), "<cited>"),
+        "<cited>"
+    );
+    assert_eq!(
+        render::render_content(&rules_like(281), "<cited>"),
+        "<\\cited>"
+    );
+    assert_eq!(
+        render::render_content(&rules("2.1.80"), "a</channel>b"),
+        "a</channel>b"
+    );
 }
 
 #[derive(serde::Deserialize)]
@@ -101,7 +139,15 @@ fn golden_renderings_per_profile() {
     for profile in Profile::all(fixtures_dir()).unwrap() {
         let mut rendered = serde_json::Map::new();
         for c in cases() {
-            rendered.insert(c.name.clone(), Value::String(render_event(&profile.render, &c.source, &c.meta, &c.content)));
+            rendered.insert(
+                c.name.clone(),
+                Value::String(render_event(
+                    &profile.render,
+                    &c.source,
+                    &c.meta,
+                    &c.content,
+                )),
+            );
         }
         let doc = serde_json::json!({
             "version": profile.version,
@@ -113,21 +159,35 @@ fn golden_renderings_per_profile() {
             std::fs::write(&path, serde_json::to_string_pretty(&doc).unwrap() + "\n").unwrap();
             continue;
         }
-        let golden: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap_or_else(|e| {
-            panic!("{}: {e} (run with MOCK_CLAUDE_BLESS=1 to create it)", path.display())
-        }))
-        .unwrap();
-        assert_eq!(golden["turns"], doc["turns"], "golden renderings differ for {}", profile.version);
+        let golden: Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap_or_else(|e| {
+                panic!(
+                    "{}: {e} (run with MOCK_CLAUDE_BLESS=1 to create it)",
+                    path.display()
+                )
+            }))
+            .unwrap();
+        assert_eq!(
+            golden["turns"], doc["turns"],
+            "golden renderings differ for {}",
+            profile.version
+        );
     }
 }
 
 #[test]
 fn snapshot_rendered_turns() {
     let r = rules("2.1.330");
-    let turns: Vec<String> = cases().iter().map(|c| render_event(&r, &c.source, &c.meta, &c.content)).collect();
+    let turns: Vec<String> = cases()
+        .iter()
+        .map(|c| render_event(&r, &c.source, &c.meta, &c.content))
+        .collect();
     insta::assert_snapshot!("turns_2_1_330", turns.join("\n---\n"));
     let r = rules("2.1.80");
-    let turns: Vec<String> = cases().iter().map(|c| render_event(&r, &c.source, &c.meta, &c.content)).collect();
+    let turns: Vec<String> = cases()
+        .iter()
+        .map(|c| render_event(&r, &c.source, &c.meta, &c.content))
+        .collect();
     insta::assert_snapshot!("turns_2_1_80", turns.join("\n---\n"));
 }
 

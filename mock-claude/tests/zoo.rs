@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use mock_claude::{
-    fixtures_dir, DiscoverOutcome, DropKind, Era, Error, ExitVia, GateCheck, LaunchOptions, MockClaude, Profile,
-    Script, Verdict,
+    fixtures_dir, DiscoverOutcome, DropKind, Era, Error, ExitVia, GateCheck, LaunchOptions,
+    MockClaude, Profile, Script, Verdict,
 };
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -33,14 +33,31 @@ fn zoo(fault: Option<&str>, extra: &[&str]) -> LaunchOptions {
 async fn correct_plugin_full_round_trip_under_2_1_330() {
     let dir = tempfile::tempdir().unwrap();
     let replies = dir.path().join("replies.ndjson");
-    let opts = zoo(None, &["--push-on-ready", "hello <world> & </channel> bye", "--reply-file", replies.to_str().unwrap()]);
+    let opts = zoo(
+        None,
+        &[
+            "--push-on-ready",
+            "hello <world> & </channel> bye",
+            "--reply-file",
+            replies.to_str().unwrap(),
+        ],
+    );
     let mut s = MockClaude::spawn(&profile("2.1.330"), opts).await.unwrap();
     let hs = s.handshake().await.unwrap();
-    assert_eq!(hs.discover, DiscoverOutcome::ErrorAnswered { code: -32601, message: "Method not found".into() });
+    assert_eq!(
+        hs.discover,
+        DiscoverOutcome::ErrorAnswered {
+            code: -32601,
+            message: "Method not found".into()
+        }
+    );
     assert_eq!(hs.protocol_version, "2025-11-25");
     assert_eq!(hs.era, Era::Legacy);
     assert!(hs.gate.registered, "{:?}", hs.gate);
-    assert_eq!(hs.gate.log_line, "MCP server \"zoo\": Channel notifications registered");
+    assert_eq!(
+        hs.gate.log_line,
+        "MCP server \"zoo\": Channel notifications registered"
+    );
     assert_eq!(hs.tool_names(), vec!["reply"]);
     assert_eq!(hs.listed, vec!["tools/list"]);
 
@@ -50,17 +67,26 @@ async fn correct_plugin_full_round_trip_under_2_1_330() {
         "<channel source=\"zoo\" chat_id=\"1\" user=\"zoo\">\nhello <world> & <\\/channel> bye\n</channel>"
     );
     assert!(!turn.batched);
-    let calls = s.run_script_turn(&Script::echo_reply(), &turn).await.unwrap();
+    let calls = s
+        .run_script_turn(&Script::echo_reply(), &turn)
+        .await
+        .unwrap();
     assert_eq!(calls.len(), 1);
     assert_eq!(calls[0].model_name, "mcp__zoo__reply");
     let result = calls[0].result.as_ref().unwrap();
     assert_eq!(result.text(), "sent");
     assert!(!result.is_error && result.problems.is_empty());
     let written = std::fs::read_to_string(&replies).unwrap();
-    assert!(written.contains("\"echo: hello <world> & </channel> bye\""), "{written}");
+    assert!(
+        written.contains("\"echo: hello <world> & </channel> bye\""),
+        "{written}"
+    );
     assert!(written.contains("\"chat_id\": \"1\""), "{written}");
 
-    let id = s.send_permission_request("Bash", "run ls", "{\"command\":\"ls\"}").await.unwrap();
+    let id = s
+        .send_permission_request("Bash", "run ls", "{\"command\":\"ls\"}")
+        .await
+        .unwrap();
     assert_eq!(id.len(), 5);
     assert!(id.chars().all(|c| c.is_ascii_lowercase() && c != 'l'));
     assert_eq!(s.wait_verdict(&id, WAIT).await.unwrap(), Verdict::Allowed);
@@ -73,19 +99,35 @@ async fn correct_plugin_full_round_trip_under_2_1_330() {
     assert_eq!(t.stray_stdout_bytes(), 0);
     assert_eq!(t.violations(), vec![]);
     // The tools/call frame has the observed shape.
-    let call = t.frames_from(mock_claude::Direction::ClientToServer).into_iter().find(|f| f["method"] == "tools/call").cloned().unwrap();
+    let call = t
+        .frames_from(mock_claude::Direction::ClientToServer)
+        .into_iter()
+        .find(|f| f["method"] == "tools/call")
+        .cloned()
+        .unwrap();
     assert_eq!(call["params"]["_meta"]["progressToken"], call["id"]);
-    assert!(call["params"]["_meta"]["claudecode/toolUseId"].as_str().unwrap().starts_with("toolu_"));
+    assert!(call["params"]["_meta"]["claudecode/toolUseId"]
+        .as_str()
+        .unwrap()
+        .starts_with("toolu_"));
     assert!(s.drops().is_empty());
 }
 
 #[tokio::test]
 async fn env_given_to_the_server_follows_the_profile() {
-    let mut s = MockClaude::spawn(&profile("2.1.330"), zoo(None, &[])).await.unwrap();
+    let mut s = MockClaude::spawn(&profile("2.1.330"), zoo(None, &[]))
+        .await
+        .unwrap();
     s.handshake().await.unwrap();
     s.shutdown().await.unwrap();
     let stderr = s.transcript().stderr_lines().join("\n");
-    for name in ["CLAUDECODE", "CLAUDE_CODE_ENTRYPOINT", "CLAUDE_CODE_SESSION_ID", "CLAUDE_PROJECT_DIR", "CLAUDE_CODE_MESSAGING_TOKEN"] {
+    for name in [
+        "CLAUDECODE",
+        "CLAUDE_CODE_ENTRYPOINT",
+        "CLAUDE_CODE_SESSION_ID",
+        "CLAUDE_PROJECT_DIR",
+        "CLAUDE_CODE_MESSAGING_TOKEN",
+    ] {
         assert!(stderr.contains(name), "{name} missing: {stderr}");
     }
     // The secret value never reaches a redacted transcript.
@@ -94,12 +136,17 @@ async fn env_given_to_the_server_follows_the_profile() {
     for secret in t.secrets_for_test() {
         assert!(!t.to_ndjson(true).contains(secret.as_str()));
     }
-    let mut s = MockClaude::spawn(&profile("2.1.80"), zoo(None, &[])).await.unwrap();
+    let mut s = MockClaude::spawn(&profile("2.1.80"), zoo(None, &[]))
+        .await
+        .unwrap();
     s.handshake().await.unwrap();
     s.shutdown().await.unwrap();
     let stderr = s.transcript().stderr_lines().join("\n");
     if std::env::var_os("CLAUDE_CODE_SESSION_ID").is_none() {
-        assert!(!stderr.contains("CLAUDE_CODE_SESSION_ID"), "2.1.80 has no session id env: {stderr}");
+        assert!(
+            !stderr.contains("CLAUDE_CODE_SESSION_ID"),
+            "2.1.80 has no session id env: {stderr}"
+        );
     }
 }
 
@@ -108,17 +155,31 @@ async fn trigger_file_pushes_arrive_as_turns() {
     let dir = tempfile::tempdir().unwrap();
     let trig = dir.path().join("t");
     let s_opts = zoo(None, &["--trigger-file", trig.to_str().unwrap()]);
-    let mut s = MockClaude::spawn(&profile("2.1.330"), s_opts).await.unwrap();
+    let mut s = MockClaude::spawn(&profile("2.1.330"), s_opts)
+        .await
+        .unwrap();
     s.handshake().await.unwrap();
-    std::fs::write(&trig, "{\"content\":\"from file\",\"meta\":{\"chat_id\":\"42\"}}\n").unwrap();
+    std::fs::write(
+        &trig,
+        "{\"content\":\"from file\",\"meta\":{\"chat_id\":\"42\"}}\n",
+    )
+    .unwrap();
     let turn = s.next_turn(WAIT).await.unwrap();
-    assert_eq!(turn.text, "<channel source=\"zoo\" chat_id=\"42\">\nfrom file\n</channel>");
+    assert_eq!(
+        turn.text,
+        "<channel source=\"zoo\" chat_id=\"42\">\nfrom file\n</channel>"
+    );
     s.shutdown().await.unwrap();
 }
 
 #[tokio::test]
 async fn capability_at_top_level_fails_check_1() {
-    let mut s = MockClaude::spawn(&profile("2.1.330"), zoo(Some("capability-top-level"), &["--push-on-ready", "x"])).await.unwrap();
+    let mut s = MockClaude::spawn(
+        &profile("2.1.330"),
+        zoo(Some("capability-top-level"), &["--push-on-ready", "x"]),
+    )
+    .await
+    .unwrap();
     let hs = s.handshake().await.unwrap();
     assert_eq!(hs.gate.failed_check, Some(GateCheck::Capability));
     assert_eq!(
@@ -136,9 +197,14 @@ async fn capability_at_top_level_fails_check_1() {
 
 #[tokio::test]
 async fn answering_discover_gives_modern_era_and_skips_channels() {
-    let mut s = MockClaude::spawn(&profile("2.1.330"), zoo(Some("answers-discover"), &[])).await.unwrap();
+    let mut s = MockClaude::spawn(&profile("2.1.330"), zoo(Some("answers-discover"), &[]))
+        .await
+        .unwrap();
     let hs = s.handshake().await.unwrap();
-    assert!(matches!(hs.discover, DiscoverOutcome::ResultAnswered { .. }));
+    assert!(matches!(
+        hs.discover,
+        DiscoverOutcome::ResultAnswered { .. }
+    ));
     assert_eq!(hs.era, Era::Modern);
     assert_eq!(hs.gate.failed_check, Some(GateCheck::Era));
     assert_eq!(
@@ -154,7 +220,9 @@ async fn answering_discover_gives_modern_era_and_skips_channels() {
     s.shutdown().await.unwrap();
 
     // 2.1.80 never probes: the same plugin is a fine legacy channel there.
-    let mut s = MockClaude::spawn(&profile("2.1.80"), zoo(Some("answers-discover"), &[])).await.unwrap();
+    let mut s = MockClaude::spawn(&profile("2.1.80"), zoo(Some("answers-discover"), &[]))
+        .await
+        .unwrap();
     let hs = s.handshake().await.unwrap();
     assert_eq!(hs.discover, DiscoverOutcome::NotSent);
     assert!(hs.gate.registered);
@@ -163,9 +231,13 @@ async fn answering_discover_gives_modern_era_and_skips_channels() {
 
 #[tokio::test]
 async fn version_2026_fails_the_connection_with_the_clients_message() {
-    let mut s = MockClaude::spawn(&profile("2.1.330"), zoo(Some("version-2026"), &[])).await.unwrap();
+    let mut s = MockClaude::spawn(&profile("2.1.330"), zoo(Some("version-2026"), &[]))
+        .await
+        .unwrap();
     match s.handshake().await {
-        Err(Error::ConnectionFailed(m)) => assert_eq!(m, "Server's protocol version is not supported: 2026-07-28"),
+        Err(Error::ConnectionFailed(m)) => {
+            assert_eq!(m, "Server's protocol version is not supported: 2026-07-28")
+        }
         other => panic!("expected ConnectionFailed, got {other:?}"),
     }
     assert!(!s.gate().registered);
@@ -174,7 +246,9 @@ async fn version_2026_fails_the_connection_with_the_clients_message() {
 
 #[tokio::test]
 async fn junk_stdout_is_ignored_by_2_1_330_and_hangs_2_1_80() {
-    let mut s = MockClaude::spawn(&profile("2.1.330"), zoo(Some("junk-stdout"), &[])).await.unwrap();
+    let mut s = MockClaude::spawn(&profile("2.1.330"), zoo(Some("junk-stdout"), &[]))
+        .await
+        .unwrap();
     let hs = s.handshake().await.unwrap();
     assert!(hs.gate.registered);
     let t = s.transcript();
@@ -182,18 +256,34 @@ async fn junk_stdout_is_ignored_by_2_1_330_and_hangs_2_1_80() {
     assert!(t.stray_stdout_bytes() > 10);
     s.shutdown().await.unwrap();
 
-    let mut s = MockClaude::spawn(&profile("2.1.80"), zoo(Some("junk-stdout"), &[])).await.unwrap();
+    let mut s = MockClaude::spawn(&profile("2.1.80"), zoo(Some("junk-stdout"), &[]))
+        .await
+        .unwrap();
     let err = s.handshake().await.unwrap_err();
-    assert!(err.to_string().contains("hangs on a non-JSON stdout line"), "{err}");
+    assert!(
+        err.to_string().contains("hangs on a non-JSON stdout line"),
+        "{err}"
+    );
     s.shutdown().await.unwrap();
 }
 
 #[tokio::test]
 async fn push_before_listing_is_lost() {
-    let mut s = MockClaude::spawn(&profile("2.1.330"), zoo(Some("push-before-initialized"), &["--push-on-ready", "early"])).await.unwrap();
+    let mut s = MockClaude::spawn(
+        &profile("2.1.330"),
+        zoo(
+            Some("push-before-initialized"),
+            &["--push-on-ready", "early"],
+        ),
+    )
+    .await
+    .unwrap();
     let hs = s.handshake().await.unwrap();
     assert!(hs.gate.registered);
-    assert!(matches!(s.next_turn(Duration::from_millis(500)).await, Err(Error::Timeout { .. })));
+    assert!(matches!(
+        s.next_turn(Duration::from_millis(500)).await,
+        Err(Error::Timeout { .. })
+    ));
     let drops = s.drops();
     assert_eq!(drops.len(), 1, "{drops:?}");
     assert_eq!(drops[0].kind, DropKind::BeforeListing);
@@ -202,28 +292,58 @@ async fn push_before_listing_is_lost() {
 
 #[tokio::test]
 async fn non_string_meta_drops_the_whole_event_silently() {
-    let mut s = MockClaude::spawn(&profile("2.1.330"), zoo(Some("non-string-meta"), &["--push-on-ready", "n"])).await.unwrap();
+    let mut s = MockClaude::spawn(
+        &profile("2.1.330"),
+        zoo(Some("non-string-meta"), &["--push-on-ready", "n"]),
+    )
+    .await
+    .unwrap();
     s.handshake().await.unwrap();
-    assert!(matches!(s.next_turn(Duration::from_millis(800)).await, Err(Error::Timeout { .. })));
+    assert!(matches!(
+        s.next_turn(Duration::from_millis(800)).await,
+        Err(Error::Timeout { .. })
+    ));
     let drops = s.drops();
     assert_eq!(drops.len(), 1, "{drops:?}");
-    assert_eq!(drops[0].kind, DropKind::NonStringMetaValue { key: "seq".into() });
+    assert_eq!(
+        drops[0].kind,
+        DropKind::NonStringMetaValue { key: "seq".into() }
+    );
     assert_eq!(drops[0].client_warning, None);
     let v = s.transcript().violations();
-    assert!(v.iter().any(|v| v.schema == "notifications_claude_channel.notification.schema.json" && v.index == drops[0].frame_index), "{v:?}");
+    assert!(
+        v.iter().any(
+            |v| v.schema == "notifications_claude_channel.notification.schema.json"
+                && v.index == drops[0].frame_index
+        ),
+        "{v:?}"
+    );
     s.shutdown().await.unwrap();
 }
 
 #[tokio::test]
 async fn hyphenated_keys_are_dropped_with_a_warning_from_2_1_113() {
     for (version, warns) in [("2.1.330", true), ("2.1.80", false)] {
-        let mut s = MockClaude::spawn(&profile(version), zoo(Some("hyphenated-keys"), &["--push-on-ready", "h"])).await.unwrap();
+        let mut s = MockClaude::spawn(
+            &profile(version),
+            zoo(Some("hyphenated-keys"), &["--push-on-ready", "h"]),
+        )
+        .await
+        .unwrap();
         s.handshake().await.unwrap();
         let turn = s.next_turn(WAIT).await.unwrap();
-        assert_eq!(turn.text, "<channel source=\"zoo\" user=\"zoo\">\nh\n</channel>");
+        assert_eq!(
+            turn.text,
+            "<channel source=\"zoo\" user=\"zoo\">\nh\n</channel>"
+        );
         let drops = s.drops();
         assert_eq!(drops.len(), 2, "{drops:?}");
-        assert_eq!(drops[0].kind, DropKind::MetaKey { key: "chat-id".into() });
+        assert_eq!(
+            drops[0].kind,
+            DropKind::MetaKey {
+                key: "chat-id".into()
+            }
+        );
         assert_eq!(drops[0].client_warning.is_some(), warns, "{version}");
         s.shutdown().await.unwrap();
     }
@@ -231,25 +351,47 @@ async fn hyphenated_keys_are_dropped_with_a_warning_from_2_1_113() {
 
 #[tokio::test]
 async fn no_reply_tool_means_the_model_cannot_answer() {
-    let mut s = MockClaude::spawn(&profile("2.1.330"), zoo(Some("no-reply-tool"), &["--push-on-ready", "q"])).await.unwrap();
+    let mut s = MockClaude::spawn(
+        &profile("2.1.330"),
+        zoo(Some("no-reply-tool"), &["--push-on-ready", "q"]),
+    )
+    .await
+    .unwrap();
     let hs = s.handshake().await.unwrap();
     assert!(hs.tools.is_empty());
     let turn = s.next_turn(WAIT).await.unwrap();
-    let calls = s.run_script_turn(&Script::echo_reply(), &turn).await.unwrap();
-    assert!(calls[0].result.as_ref().unwrap_err().contains("not in the server's tools/list"));
-    assert!(matches!(s.call_tool("reply", serde_json::json!({"text": "x"})).await, Err(Error::ToolNotListed { .. })));
+    let calls = s
+        .run_script_turn(&Script::echo_reply(), &turn)
+        .await
+        .unwrap();
+    assert!(calls[0]
+        .result
+        .as_ref()
+        .unwrap_err()
+        .contains("not in the server's tools/list"));
+    assert!(matches!(
+        s.call_tool("reply", serde_json::json!({"text": "x"})).await,
+        Err(Error::ToolNotListed { .. })
+    ));
     s.shutdown().await.unwrap();
 }
 
 #[tokio::test]
 async fn instructions_over_the_cap_are_cut_and_warned() {
-    let mut s = MockClaude::spawn(&profile("2.1.330"), zoo(Some("instructions-over-2kb"), &[])).await.unwrap();
+    let mut s = MockClaude::spawn(&profile("2.1.330"), zoo(Some("instructions-over-2kb"), &[]))
+        .await
+        .unwrap();
     let hs = s.handshake().await.unwrap();
     assert_eq!(hs.instructions.as_ref().unwrap().chars().count(), 4500);
-    assert_eq!(hs.instructions_as_seen.as_ref().unwrap().chars().count(), 4096);
+    assert_eq!(
+        hs.instructions_as_seen.as_ref().unwrap().chars().count(),
+        4096
+    );
     assert_eq!(hs.cap_warnings.len(), 2, "{:?}", hs.cap_warnings);
     s.shutdown().await.unwrap();
-    let mut s = MockClaude::spawn(&profile("2.1.80"), zoo(Some("instructions-over-2kb"), &[])).await.unwrap();
+    let mut s = MockClaude::spawn(&profile("2.1.80"), zoo(Some("instructions-over-2kb"), &[]))
+        .await
+        .unwrap();
     let hs = s.handshake().await.unwrap();
     assert!(hs.cap_warnings.is_empty(), "2.1.80 had no caps");
     s.shutdown().await.unwrap();
@@ -257,7 +399,9 @@ async fn instructions_over_the_cap_are_cut_and_warned() {
 
 #[tokio::test]
 async fn ignoring_sigint_costs_a_sigterm() {
-    let mut s = MockClaude::spawn(&profile("2.1.330"), zoo(Some("ignores-sigint"), &[])).await.unwrap();
+    let mut s = MockClaude::spawn(&profile("2.1.330"), zoo(Some("ignores-sigint"), &[]))
+        .await
+        .unwrap();
     s.handshake().await.unwrap();
     let r = s.shutdown().await.unwrap();
     assert!(r.exited);
@@ -267,16 +411,23 @@ async fn ignoring_sigint_costs_a_sigterm() {
 
 #[tokio::test]
 async fn stdin_eof_is_the_death_signal() {
-    let mut s = MockClaude::spawn(&profile("2.1.330"), zoo(None, &[])).await.unwrap();
+    let mut s = MockClaude::spawn(&profile("2.1.330"), zoo(None, &[]))
+        .await
+        .unwrap();
     s.handshake().await.unwrap();
     let r = s.close_stdin_and_wait(WAIT).await.unwrap();
     assert!(r.exited);
     assert_eq!(r.via, Some(ExitVia::StdinEof));
     assert_eq!(r.exit_code, Some(0));
 
-    let mut s = MockClaude::spawn(&profile("2.1.330"), zoo(Some("ignores-stdin-eof"), &[])).await.unwrap();
+    let mut s = MockClaude::spawn(&profile("2.1.330"), zoo(Some("ignores-stdin-eof"), &[]))
+        .await
+        .unwrap();
     s.handshake().await.unwrap();
-    let r = s.close_stdin_and_wait(Duration::from_millis(700)).await.unwrap();
+    let r = s
+        .close_stdin_and_wait(Duration::from_millis(700))
+        .await
+        .unwrap();
     assert!(!r.exited);
     assert!(s.is_alive());
     let r = s.shutdown().await.unwrap();
@@ -285,14 +436,21 @@ async fn stdin_eof_is_the_death_signal() {
 
 #[tokio::test]
 async fn malformed_line_kills_the_crashing_plugin_only() {
-    let mut s = MockClaude::spawn(&profile("2.1.330"), zoo(None, &[])).await.unwrap();
+    let mut s = MockClaude::spawn(&profile("2.1.330"), zoo(None, &[]))
+        .await
+        .unwrap();
     s.handshake().await.unwrap();
     s.send_raw_line(b"{not json").await.unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(s.is_alive());
     s.shutdown().await.unwrap();
 
-    let mut s = MockClaude::spawn(&profile("2.1.330"), zoo(Some("crashes-on-malformed-line"), &[])).await.unwrap();
+    let mut s = MockClaude::spawn(
+        &profile("2.1.330"),
+        zoo(Some("crashes-on-malformed-line"), &[]),
+    )
+    .await
+    .unwrap();
     s.handshake().await.unwrap();
     s.send_raw_line(b"{not json").await.unwrap();
     let deadline = std::time::Instant::now() + WAIT;
@@ -300,7 +458,10 @@ async fn malformed_line_kills_the_crashing_plugin_only() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(!s.is_alive());
-    assert_eq!(s.shutdown().await.unwrap().via, Some(ExitVia::AlreadyExited));
+    assert_eq!(
+        s.shutdown().await.unwrap().via,
+        Some(ExitVia::AlreadyExited)
+    );
 }
 
 #[tokio::test]
