@@ -147,14 +147,12 @@ fn probe_records_signals_and_its_death_through_the_watcher() {
         .spawn()
         .unwrap();
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-    // Wait until it is up (the start event is written before signal handlers? no: handlers are
-    // installed right after; give it a moment and check the log).
+    // Wait until it is up: the start event is written after the signal handlers are installed.
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     while read_events(&log).map(|e| e.is_empty()).unwrap_or(true) {
         assert!(std::time::Instant::now() < deadline, "probe never started");
         std::thread::sleep(Duration::from_millis(50));
     }
-    std::thread::sleep(Duration::from_millis(300));
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
     std::thread::sleep(Duration::from_millis(200));
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();

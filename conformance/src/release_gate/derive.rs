@@ -87,6 +87,9 @@ pub struct Observed {
     /// (SIGINT→SIGTERM, SIGTERM→death) in ms.
     pub shutdown_ms: Option<(i64, i64)>,
     pub gate_line: Option<String>,
+    /// Reasons seen in the negative controls: top-level capability, discover result.
+    pub capability_reason: Option<String>,
+    pub era_reason: Option<String>,
     pub era_in_debug: bool,
     pub modern_era_on_discover_result: Option<bool>,
 }
@@ -190,6 +193,18 @@ pub fn observe(recs: &BTreeMap<String, Vec<Value>>) -> anyhow::Result<Observed> 
         let probed = recvs(result).any(|(f, _)| f["method"] == "server/discover");
         o.modern_era_on_discover_result = probed.then_some(!initialized);
     }
+    let reason = |name: &str| -> Option<String> {
+        recs.get(name)?
+            .iter()
+            .filter(|e| e["ev"] == "debug")
+            .filter_map(|e| e["line"].as_str())
+            .find_map(|l| {
+                l.split_once("Channel notifications skipped: ")
+                    .map(|(_, r)| r.to_owned())
+            })
+    };
+    o.capability_reason = reason("interactive.gate-toplevel-capability");
+    o.era_reason = reason("interactive.gate-discover-result");
     if let Some(inter) = recs.get("interactive.gate") {
         o.env_interactive = added_env(inter);
         o.gate_line = inter
@@ -536,6 +551,34 @@ pub fn derive(
                 }
             }
             observed.push("gate.log_skipped and the feature (availability) reason");
+            let checks = p["gate"]["checks"].as_array_mut();
+            let checks = checks.map(|c| c.as_mut_slice()).unwrap_or_default();
+            if let Some(r) = &o.capability_reason {
+                if let Some(c) = checks.iter_mut().find(|c| c["check"] == "capability") {
+                    if c["reason"] != r.as_str() {
+                        notes.push(format!(
+                            "gate capability reason differs from the base: observed {r:?}"
+                        ));
+                        c["reason"] = json!(r);
+                    }
+                    observed.push("gate capability reason (top-level claude/channel)");
+                }
+            }
+            if let Some(r) = &o.era_reason {
+                match checks.iter_mut().find(|c| c["check"] == "era") {
+                    Some(c) if r != &reason => {
+                        if c["reason"] != r.as_str() {
+                            notes.push(format!("gate era reason differs from the base: observed {r:?}"));
+                            c["reason"] = json!(r);
+                        }
+                        observed.push("gate era reason (discover answered with a result)");
+                    }
+                    None if r != &reason => notes.push(format!(
+                        "a discover result produced gate reason {r:?} but the profile has no era check"
+                    )),
+                    _ => {}
+                }
+            }
         } else {
             notes.push(format!("unexpected gate line: {line}"));
         }

@@ -213,6 +213,11 @@ fn answer(args: &ProbeArgs, method: &str, id: &Value, params: &Value) -> Option<
 /// Runs the probe until stdin closes (plus a short linger for late signals) or, with
 /// `--on-signal exit`, until the first SIGINT/SIGTERM.
 pub async fn run(args: ProbeArgs) -> anyhow::Result<()> {
+    // Handlers first: the client may signal within a millisecond of the handshake, and an
+    // unhandled SIGINT would kill the probe before the recording sees the escalation.
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut sighup = signal(SignalKind::hangup())?;
     let log = EventLog::open(&args.log, "probe")?;
     let cwd = std::env::current_dir()
         .map(|p| p.display().to_string())
@@ -244,9 +249,6 @@ pub async fn run(args: ProbeArgs) -> anyhow::Result<()> {
             .ok()
     };
 
-    let mut sigint = signal(SignalKind::interrupt())?;
-    let mut sigterm = signal(SignalKind::terminate())?;
-    let mut sighup = signal(SignalKind::hangup())?;
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
     let mut stdout = tokio::io::stdout();
     let mut stdin_open = true;
