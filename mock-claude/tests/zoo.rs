@@ -481,3 +481,28 @@ async fn orphans_left_in_the_process_group_are_found() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(s.orphans().is_empty());
 }
+
+/// Every frame of a real-process session with the correct zoo plugin under 2.1.330 (times and
+/// tool-use ids redacted; stderr left out because it lists inherited env names).
+#[tokio::test]
+async fn snapshot_zoo_session_frames() {
+    let mut o = zoo(None, &["--push-on-ready", "hello"]);
+    o.session_id = Some(uuid::Uuid::nil());
+    let mut s = MockClaude::spawn(&profile("2.1.330"), o).await.unwrap();
+    s.handshake().await.unwrap();
+    let turn = s.next_turn(WAIT).await.unwrap();
+    s.run_script_turn(&Script::echo_reply(), &turn)
+        .await
+        .unwrap();
+    s.shutdown().await.unwrap();
+    let frames: Vec<mock_claude::Entry> = s
+        .transcript()
+        .redacted_entries()
+        .into_iter()
+        .filter(|e| e.dir != mock_claude::Direction::Stderr)
+        .collect();
+    insta::assert_json_snapshot!("zoo_session_2_1_330", frames, {
+        "[].t_ms" => "[t_ms]",
+        "[].frame.params._meta[\"claudecode/toolUseId\"]" => "[toolUseId]",
+    });
+}
