@@ -8,8 +8,17 @@ use mock_claude::{fixtures_dir, Profile};
 use proptest::prelude::*;
 use serde_json::Value;
 
+/// Profiles are loaded (and schema-validated) once: proptest calls this per case.
 fn rules(v: &str) -> RenderRules {
-    Profile::by_version(fixtures_dir(), v).unwrap().render
+    static CACHE: std::sync::LazyLock<
+        std::sync::Mutex<std::collections::HashMap<String, RenderRules>>,
+    > = std::sync::LazyLock::new(Default::default);
+    CACHE
+        .lock()
+        .unwrap()
+        .entry(v.to_string())
+        .or_insert_with(|| Profile::by_version(fixtures_dir(), v).unwrap().render)
+        .clone()
 }
 
 /// 2.1.330's rules cut down to what an intermediate release had, to check the version history
