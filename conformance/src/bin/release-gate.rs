@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
-use channel_conformance::release_gate::{derive, diff, gate, install, plugin_lane, probe, record};
+use channel_conformance::release_gate::{
+    derive, diff, fidelity, gate, install, plugin_lane, probe, record,
+};
 
 /// The real-Claude-Code release gate. Runs a real `claude` offline (fresh HOME, fake API key,
 /// loopback fake of the Messages API) against a recording probe server.
@@ -80,6 +82,12 @@ struct GateArgs {
     /// Skip the plugin lanes (reported as not run).
     #[arg(long)]
     no_plugin: bool,
+    /// mock-claude binary for the fidelity lane; default <workspace>/target/debug/mock-claude.
+    #[arg(long)]
+    mock: Option<PathBuf>,
+    /// Skip the fidelity lane (reported as not run).
+    #[arg(long)]
+    no_mock: bool,
 }
 
 #[derive(clap::Args)]
@@ -195,6 +203,15 @@ fn main() -> anyhow::Result<()> {
                         args.plugin
                             .clone()
                             .unwrap_or_else(plugin_lane::default_plugin_path),
+                    )
+                },
+                mock: if args.no_mock {
+                    None
+                } else {
+                    Some(
+                        args.mock
+                            .clone()
+                            .unwrap_or_else(fidelity::default_mock_path),
                     )
                 },
             };

@@ -28,6 +28,8 @@ pub struct GateOptions {
     pub schema: PathBuf,
     /// `channel-plugin` binary; `None` skips the plugin lanes (reported as skipped).
     pub plugin: Option<PathBuf>,
+    /// `mock-claude` binary; `None` skips the fidelity lane (reported as skipped).
+    pub mock: Option<PathBuf>,
 }
 
 fn reason_of(lines: &[Value], server: &str) -> Option<String> {
@@ -204,6 +206,45 @@ pub async fn run(claude: &Claude, opts: &GateOptions) -> anyhow::Result<Report> 
     };
 
     checks.extend(probe_checks(&recs, &profile));
+
+    match &opts.mock {
+        Some(mock) if mock.is_file() => {
+            let schemas = opts
+                .schema
+                .parent()
+                .context("the schema path has no directory")?;
+            let fixtures = super::fidelity::fixtures_with(
+                schemas,
+                &profile,
+                &claude.version,
+                &opts.out.join("mock-fixtures"),
+            )?;
+            let real = recs
+                .get("interactive.gate")
+                .context("interactive.gate recording missing")?;
+            checks.extend(
+                super::fidelity::check(
+                    mock,
+                    &fixtures,
+                    &claude.version,
+                    &opts.probe_exe,
+                    real,
+                    &opts.work,
+                )
+                .await?,
+            );
+        }
+        Some(mock) => checks.push(Check::new(
+            "fidelity",
+            "mock-claude binary present",
+            false,
+            format!(
+                "{} does not exist (build it: cargo build -p mock-claude)",
+                mock.display()
+            ),
+        )),
+        None => skipped.push("fidelity lane: no --mock given".into()),
+    }
 
     match &opts.plugin {
         Some(plugin) if plugin.is_file() => {

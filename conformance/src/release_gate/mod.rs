@@ -10,6 +10,7 @@
 //! - [`record`]: the scenarios, and redacting a run into a committed recording.
 //! - [`derive`]: a profile from a release's recordings.
 //! - [`diff`]: drift between two profiles.
+//! - [`fidelity`]: mock-claude with the derived profile vs the real client.
 //! - [`plugin_lane`]: our `channel-plugin` under the real client.
 //! - [`report`]: the JSON + Markdown report.
 //! - [`gate`]: all of it for one release.
@@ -18,6 +19,7 @@ pub mod derive;
 pub mod diff;
 pub mod events;
 pub mod fake_api;
+pub mod fidelity;
 pub mod gate;
 pub mod install;
 pub mod plugin_lane;
