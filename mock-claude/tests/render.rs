@@ -124,6 +124,12 @@ fn version_history_is_data() {
         render::render_content(&rules("2.1.80"), "a</channel>b"),
         "a</channel>b"
     );
+    // The oracle used by the property test has teeth: before 2.1.195 content ending in
+    // `</channel` closed the tag early (the newline after it is whitespace).
+    let early = render_event(&rules_like(169), "zoo", &[], "x</channel");
+    assert_eq!(ascii_closers(&early).len(), 2, "{early}");
+    let fixed = render_event(&rules_like(195), "zoo", &[], "x</channel");
+    assert_eq!(ascii_closers(&fixed).len(), 1, "{fixed}");
 }
 
 #[derive(serde::Deserialize)]
