@@ -121,6 +121,10 @@ pub struct Discover {
     /// How long an unanswered probe is waited for.
     #[serde(default)]
     pub timeout_ms: Option<u64>,
+    /// Capabilities announced in the probe's `_meta` (and on modern-era requests) per
+    /// entrypoint (`cli`, `sdk-cli`) when they differ from `client_capabilities`.
+    #[serde(default)]
+    pub client_capabilities_by_entrypoint: std::collections::BTreeMap<String, Value>,
     /// Client env var that turns the probe off.
     #[serde(default)]
     pub disable_env: Option<EnvPair>,

@@ -757,10 +757,12 @@ impl Session {
                 json!(d.protocol_version.clone().unwrap_or_default()),
             );
             meta.insert(keys.client_info.clone(), self.profile.client_info.clone());
-            meta.insert(
-                keys.client_capabilities.clone(),
-                self.profile.client_capabilities.clone(),
-            );
+            // FINDINGS 13: the probe's capabilities may differ per entrypoint.
+            let caps = d
+                .client_capabilities_by_entrypoint
+                .get(self.options.entrypoint.as_str())
+                .unwrap_or(&self.profile.client_capabilities);
+            meta.insert(keys.client_capabilities.clone(), caps.clone());
         }
         Value::Object(meta)
     }
