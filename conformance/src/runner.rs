@@ -14,6 +14,9 @@ use crate::requirements::{self, Version};
 use crate::scenario::{self, Ctx, ScenarioOutcome, Timeouts};
 use crate::trigger::TriggerSpec;
 
+/// Shutdown sessions running at once (see [`run`]).
+pub const SHUTDOWN_PARALLELISM: usize = 2;
+
 /// What to run.
 #[derive(Clone)]
 pub struct Plan {
@@ -39,8 +42,6 @@ pub struct RunResult {
 }
 
 pub async fn run(plan: &Plan) -> anyhow::Result<RunResult> {
-    let limit = Arc::new(Semaphore::new(plan.parallelism.max(1)));
-    let mut tasks = tokio::task::JoinSet::new();
     let mut ctxs = Vec::new();
     for profile in &plan.profiles {
         let version = Version::parse(&profile.version).with_context(|| {
@@ -58,22 +59,45 @@ pub async fn run(plan: &Plan) -> anyhow::Result<RunResult> {
             timeouts: plan.timeouts,
         });
     }
-    // Scenario-major order: the semaphore is FIFO, so the timing-sensitive
-    // shutdown sessions run last, when fewer plugins compete for the CPU.
-    for &s in plan.scenarios.iter().filter(|s| **s != Scenario::Session) {
-        for ctx in &ctxs {
-            let ctx = ctx.clone();
-            let limit = limit.clone();
-            tasks.spawn(async move {
-                let _permit = limit.acquire_owned().await.expect("semaphore never closes");
-                let outcome = scenario::run(&ctx, s).await;
-                (ctx.profile.version.clone(), ctx.version, s, outcome)
-            });
-        }
-    }
+    // Two phases. Timing-sensitive shutdown sessions run last and with at
+    // most SHUTDOWN_PARALLELISM at once, so fewer plugins compete for the CPU
+    // while the client counts the 100 ms after SIGINT.
     let mut outcomes = Vec::new();
-    while let Some(joined) = tasks.join_next().await {
-        outcomes.push(joined.context("a scenario task panicked")?);
+    let phases: [(Vec<Scenario>, usize); 2] = [
+        (
+            plan.scenarios
+                .iter()
+                .copied()
+                .filter(|s| !matches!(s, Scenario::Session | Scenario::Shutdown))
+                .collect(),
+            plan.parallelism.max(1),
+        ),
+        (
+            plan.scenarios
+                .iter()
+                .copied()
+                .filter(|s| *s == Scenario::Shutdown)
+                .collect(),
+            plan.parallelism.clamp(1, SHUTDOWN_PARALLELISM),
+        ),
+    ];
+    for (scenarios, parallelism) in phases {
+        let limit = Arc::new(Semaphore::new(parallelism));
+        let mut tasks = tokio::task::JoinSet::new();
+        for &s in &scenarios {
+            for ctx in &ctxs {
+                let ctx = ctx.clone();
+                let limit = limit.clone();
+                tasks.spawn(async move {
+                    let _permit = limit.acquire_owned().await.expect("semaphore never closes");
+                    let outcome = scenario::run(&ctx, s).await;
+                    (ctx.profile.version.clone(), ctx.version, s, outcome)
+                });
+            }
+        }
+        while let Some(joined) = tasks.join_next().await {
+            outcomes.push(joined.context("a scenario task panicked")?);
+        }
     }
 
     let mut results = Vec::new();
