@@ -7,7 +7,7 @@
 //! `CONFORMANCE_CONTENT` and `CONFORMANCE_META`. The suite cannot see what the
 //! plugin sends back out through this trigger.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{bail, Context};
 
@@ -31,7 +31,7 @@ pub fn event_json(event: &OutsideEvent) -> serde_json::Value {
     serde_json::json!({ "content": event.content, "meta": meta })
 }
 
-pub(super) async fn run(template: &str, dir: &PathBuf, event: &OutsideEvent) -> anyhow::Result<()> {
+pub(super) async fn run(template: &str, dir: &Path, event: &OutsideEvent) -> anyhow::Result<()> {
     let json = event_json(event);
     let cmd = template
         .replace("{content}", &shell_quote(&event.content))
