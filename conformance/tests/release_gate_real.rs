@@ -1,5 +1,5 @@
 //! The real-Claude-Code lane: the whole release gate against the newest release that has a
-//! committed profile, with our plugin.
+//! committed profile, with our plugin (HTTP and WebSocket bridges) and mock-claude (fidelity).
 //!
 //! Explicitly gated: it runs only with `RELEASE_GATE_REAL=1`, which `.ci/run` sets after
 //! installing the release (`ci/install-claude-code.sh <VERSION>`). With the variable set, a
@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use channel_conformance::release_gate::{gate, install, plugin_lane};
+use channel_conformance::release_gate::{fidelity, gate, install, plugin_lane};
 
 const GATE: &str = env!("CARGO_BIN_EXE_release-gate");
 const LIMIT: Duration = Duration::from_secs(360);
@@ -50,6 +50,13 @@ fn real_release_gate_newest_committed_version() {
         plugin.display()
     );
 
+    let mock = fidelity::default_mock_path();
+    assert!(
+        mock.is_file(),
+        "{} is missing; run: cargo build -p mock-claude",
+        mock.display()
+    );
+
     let out = tempfile::tempdir().unwrap();
     let mut child = Command::new(GATE)
         .current_dir(&ws)
@@ -59,6 +66,8 @@ fn real_release_gate_newest_committed_version() {
         .arg(out.path().join("work"))
         .arg("--plugin")
         .arg(&plugin)
+        .arg("--mock")
+        .arg(&mock)
         .spawn()
         .unwrap();
     let started = Instant::now();
@@ -89,7 +98,14 @@ fn real_release_gate_newest_committed_version() {
         .iter()
         .filter_map(|c| c["lane"].as_str())
         .collect();
-    for lane in ["probe", "plugin-http", "plugin-gate", "profile"] {
+    for lane in [
+        "probe",
+        "profile",
+        "fidelity",
+        "plugin-http",
+        "plugin-ws",
+        "plugin-gate",
+    ] {
         assert!(lanes.contains(&lane), "lane {lane} did not run: {lanes:?}");
     }
     assert_eq!(

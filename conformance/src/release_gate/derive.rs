@@ -76,6 +76,9 @@ pub struct Observed {
     pub connect_timeout_ms: Option<i64>,
     /// `None`: no probe seen; `Some(frame)`: the discover request.
     pub discover: Option<Value>,
+    /// The discover probe's `_meta` capabilities per entrypoint (`sdk-cli` from `-p`, `cli`
+    /// from the interactive run).
+    pub discover_caps_by_entrypoint: BTreeMap<String, Value>,
     pub discover_timeout_ms: Option<i64>,
     /// Whether `MCP_PROTOCOL_NEGOTIATION=legacy` suppressed the probe.
     pub discover_disabled_by_env: Option<bool>,
@@ -192,6 +195,22 @@ pub fn observe(recs: &BTreeMap<String, Vec<Value>>) -> anyhow::Result<Observed> 
         let initialized = recvs(result).any(|(f, _)| f["method"] == "initialize");
         let probed = recvs(result).any(|(f, _)| f["method"] == "server/discover");
         o.modern_era_on_discover_result = probed.then_some(!initialized);
+    }
+    for (scenario, entrypoint) in [
+        ("print.discover-error", "sdk-cli"),
+        ("interactive.gate", "cli"),
+    ] {
+        let caps = recs.get(scenario).and_then(|lines| {
+            recvs(lines)
+                .find(|(f, _)| f["method"] == "server/discover")
+                .map(|(f, _)| {
+                    f["params"]["_meta"]["io.modelcontextprotocol/clientCapabilities"].clone()
+                })
+        });
+        if let Some(caps) = caps.filter(|c| !c.is_null()) {
+            o.discover_caps_by_entrypoint
+                .insert(entrypoint.into(), caps);
+        }
     }
     let reason = |name: &str| -> Option<String> {
         recs.get(name)?
@@ -454,6 +473,16 @@ pub fn derive(
                 },
                 "remember_unanswered_days": base["discover"]["remember_unanswered_days"],
             });
+            // Capabilities announced in the probe that differ from initialize's, by entrypoint.
+            let differing: serde_json::Map<String, Value> = o
+                .discover_caps_by_entrypoint
+                .iter()
+                .filter(|(_, caps)| Some(*caps) != o.client_capabilities.as_ref())
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            if !differing.is_empty() {
+                d["client_capabilities_by_entrypoint"] = Value::Object(differing);
+            }
             if o.discover_timeout_ms.is_none() {
                 notes.push(
                     "discover.timeout_ms not measured (no silent-discover recording); 3000 assumed"

@@ -249,6 +249,7 @@ pub async fn run(claude: &Claude, opts: &GateOptions) -> anyhow::Result<Report> 
     match &opts.plugin {
         Some(plugin) if plugin.is_file() => {
             checks.extend(plugin_lane::http_lane(claude, plugin, &opts.work).await?);
+            checks.extend(plugin_lane::ws_lane(claude, plugin, &opts.work).await?);
             let feature = gate_reason(&profile, "feature");
             checks.extend(plugin_lane::gate_lane(claude, plugin, &opts.work, &feature).await?);
         }

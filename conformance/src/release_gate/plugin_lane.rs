@@ -48,6 +48,121 @@ pub fn default_plugin_path() -> PathBuf {
     target.join("debug").join("channel-plugin")
 }
 
+/// Server name of the WebSocket variant.
+pub const WS_PLUGIN_NAME: &str = "chanws";
+
+/// A loopback WebSocket bridge that records every text frame the plugin sends.
+async fn ws_bridge(frames: Arc<Mutex<Vec<Value>>>) -> anyhow::Result<std::net::SocketAddr> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let frames = Arc::clone(&frames);
+            tokio::spawn(async move {
+                let Ok(mut ws) = tokio_tungstenite::accept_async(stream).await else {
+                    frames
+                        .lock()
+                        .unwrap()
+                        .push(json!({"type": "!! upgrade failed"}));
+                    return;
+                };
+                // Reading also answers pings (tungstenite queues the pong).
+                while let Some(Ok(msg)) = ws.next().await {
+                    if let tokio_tungstenite::tungstenite::Message::Text(text) = msg {
+                        let v = serde_json::from_str::<Value>(text.as_str()).unwrap_or_else(
+                            |_| json!({"type": "!! not json", "raw": text.as_str()}),
+                        );
+                        frames.lock().unwrap().push(v);
+                    }
+                }
+            });
+        }
+    });
+    Ok(addr)
+}
+
+/// The WebSocket lane: `channel-plugin ws` against a loopback bridge; hello on connect, the
+/// model's `reply` arrives as a `reply` frame, the result goes back to the model.
+pub async fn ws_lane(claude: &Claude, plugin: &Path, work: &Path) -> anyhow::Result<Vec<Check>> {
+    let lane = "plugin-ws";
+    let root = work.join(format!("{}-plugin-ws", claude.version));
+    if root.exists() {
+        std::fs::remove_dir_all(&root)?;
+    }
+    std::fs::create_dir_all(&root)?;
+    let frames = Arc::new(Mutex::new(Vec::new()));
+    let addr = ws_bridge(Arc::clone(&frames)).await?;
+    let spec = RunSpec {
+        mode: Mode::Print {
+            prompt: "Reply to chat c1 with the reply tool.".into(),
+        },
+        servers: vec![Server {
+            name: WS_PLUGIN_NAME.into(),
+            command: plugin.to_owned(),
+            args: vec![
+                "ws".into(),
+                "--url".into(),
+                format!("ws://{addr}/bridge"),
+                "--openclaw-session".into(),
+                "release-gate".into(),
+                "--claude-session".into(),
+                SESSION_ID.into(),
+                "--name".into(),
+                WS_PLUGIN_NAME.into(),
+            ],
+        }],
+        extra_env: vec![],
+        model_tool: format!("mcp__{WS_PLUGIN_NAME}__reply"),
+        model_input: json!({"chat_id": "c1", "text": REPLY_TEXT}),
+        timeout: Duration::from_secs(90),
+    };
+    let run = session::run(claude, &spec, &root).await?;
+    let frames = frames.lock().unwrap().clone();
+    std::fs::write(
+        root.join("ws-frames.ndjson"),
+        frames
+            .iter()
+            .map(|f| f.to_string() + "\n")
+            .collect::<String>(),
+    )?;
+    let mut checks = vec![connection_check_named(lane, &run, WS_PLUGIN_NAME)];
+    let hello = frames.iter().find(|f| f["type"] == "hello");
+    checks.push(Check::new(
+        lane,
+        "the plugin says hello to the bridge",
+        hello.is_some_and(|h| h["claude_session"] == SESSION_ID),
+        hello
+            .map(|h| h.to_string())
+            .unwrap_or_else(|| format!("frames: {frames:?}")),
+    ));
+    let reply = frames
+        .iter()
+        .find(|f| f["type"] == "reply" && f["text"] == REPLY_TEXT);
+    checks.push(Check::new(
+        lane,
+        "the reply comes out of the bridge as a WebSocket reply frame",
+        reply.is_some(),
+        reply
+            .map(|r| r.to_string())
+            .unwrap_or_else(|| format!("frames: {frames:?}")),
+    ));
+    let results: Vec<&Value> = run
+        .events
+        .iter()
+        .filter(|e| e["ev"] == "api_request")
+        .flat_map(|e| e["tool_results"].as_array().into_iter().flatten())
+        .collect();
+    let ok = results.iter().find(|r| r["result"]["is_error"] != true);
+    checks.push(Check::new(
+        lane,
+        "reply's result goes back to the model",
+        ok.is_some(),
+        ok.map(|r| r["result"]["content"].to_string())
+            .unwrap_or_else(|| format!("{} tool results, none successful", results.len())),
+    ));
+    Ok(checks)
+}
+
 fn plugin_server(plugin: &Path, discovery: &Path) -> Server {
     Server {
         name: PLUGIN_NAME.into(),
@@ -121,7 +236,11 @@ async fn follow_sse(discovery: PathBuf, sink: Arc<Mutex<String>>) {
 }
 
 fn connection_check(lane: &str, run: &RunOutput) -> Check {
-    let lines = run.debug_for(PLUGIN_NAME);
+    connection_check_named(lane, run, PLUGIN_NAME)
+}
+
+fn connection_check_named(lane: &str, run: &RunOutput, name: &str) -> Check {
+    let lines = run.debug_for(name);
     if let Some(failed) = lines
         .iter()
         .find(|l| l.contains("Connection failed") || l.contains("failed to connect"))
@@ -133,7 +252,7 @@ fn connection_check(lane: &str, run: &RunOutput) -> Check {
             lane,
             "connects",
             false,
-            format!("no \"Connection established\" line for {PLUGIN_NAME} in the debug log"),
+            format!("no \"Connection established\" line for {name} in the debug log"),
         );
     };
     let caps: Value = est
