@@ -321,6 +321,13 @@ fn apply_timeline(p: &mut Value, v: Version) -> Vec<String> {
             note("gate.checks without era (era check from 2.1.250)");
         }
     }
+    if !v.at_least("2.1.290") {
+        if let Some(gate) = p["gate"].as_object_mut() {
+            if gate.remove("recheck_feature_at_delivery").is_some() {
+                note("gate.recheck_feature_at_delivery absent (delivery-time availability check from 2.1.290)");
+            }
+        }
+    }
     if !v.at_least("2.1.128") {
         p["gate"]["first_party_providers"] = json!(["anthropic"]);
         note("gate.first_party_providers = anthropic (Console API keys from 2.1.128)");
