@@ -150,6 +150,48 @@ mod tests {
         }
     }
 
+    /// Guards the freeze: if this fails, requirement set v1 was edited.
+    /// Revert, and put the change in a new set pinned by newer profiles.
+    #[test]
+    fn v1_is_frozen() {
+        let v1: Vec<String> = V1
+            .requirements
+            .iter()
+            .map(|r| match r.since {
+                Some(v) => format!("{}>={v}", r.check),
+                None => r.check.to_string(),
+            })
+            .collect();
+        assert_eq!(
+            v1,
+            [
+                "handshake.discover-method-not-found",
+                "handshake.protocol-version-accepted",
+                "handshake.legacy-era",
+                "handshake.capability-experimental",
+                "handshake.instructions-size>=2.1.84",
+                "handshake.tool-descriptions-size>=2.1.84",
+                "handshake.tool-schemas-valid",
+                "handshake.reply-tool",
+                "handshake.gate-registered",
+                "push.none-before-lists",
+                "push.none-lost-across-handshake",
+                "push.params-valid",
+                "push.rendered-turn-golden",
+                "reply.round-trip",
+                "permission.capability-only-with-relay>=2.1.81",
+                "permission.round-trip>=2.1.81",
+                "robustness.malformed-line-survives",
+                "shutdown.sigint",
+                "shutdown.stdin-eof",
+                "shutdown.no-orphan",
+                "session.stdout-clean",
+            ]
+        );
+        assert_eq!(pinned(Version(2, 1, 330)).id, "v1");
+        assert_eq!(pinned(Version(2, 1, 80)).id, "v1");
+    }
+
     #[test]
     fn caps_are_only_recommended_before_they_existed() {
         let early = Version(2, 1, 80);

@@ -115,6 +115,7 @@ pub async fn ws_lane(claude: &Claude, plugin: &Path, work: &Path) -> anyhow::Res
         model_tool: format!("mcp__{WS_PLUGIN_NAME}__reply"),
         model_input: json!({"chat_id": "c1", "text": REPLY_TEXT}),
         timeout: Duration::from_secs(90),
+        warm_up_runs: 0,
     };
     let run = session::run(claude, &spec, &root).await?;
     let frames = frames.lock().unwrap().clone();
@@ -299,6 +300,7 @@ pub async fn http_lane(claude: &Claude, plugin: &Path, work: &Path) -> anyhow::R
         model_tool: format!("mcp__{PLUGIN_NAME}__reply"),
         model_input: json!({"chat_id": "c1", "text": REPLY_TEXT}),
         timeout: Duration::from_secs(90),
+        warm_up_runs: 0,
     };
     let run = session::run(claude, &spec, &root).await?;
     // The client SIGINTs the plugin on exit, which ends the stream; do not wait forever.
@@ -383,6 +385,7 @@ pub async fn gate_lane(
         model_tool: format!("mcp__{PLUGIN_NAME}__reply"),
         model_input: json!({"chat_id": "c1", "text": REPLY_TEXT}),
         timeout: Duration::from_secs(60),
+        warm_up_runs: 0,
     };
     let run = session::run(claude, &spec, &root).await?;
     let mut checks = vec![connection_check(lane, &run)];

@@ -33,6 +33,8 @@ pub struct Scenario {
     pub timeout: Duration,
     /// The probe's `--caps`.
     pub caps: &'static str,
+    /// Client runs before the recorded one, in the same HOME.
+    pub warm_up_runs: u32,
 }
 
 /// The scenarios every release is recorded with, cheapest first.
@@ -47,6 +49,7 @@ pub fn scenarios() -> Vec<Scenario> {
         extra_env,
         timeout: Duration::from_secs(secs),
         caps: "channel,permission",
+        warm_up_runs: 0,
     };
     let interactive = Mode::Interactive {
         dev_channels: vec![PROBE_NAME.into()],
@@ -161,6 +164,7 @@ pub async fn run_scenario(
         model_tool: format!("mcp__{PROBE_NAME}__reply"),
         model_input: json!({"chat_id": "1", "text": "hello from the fake model"}),
         timeout: scenario.timeout,
+        warm_up_runs: scenario.warm_up_runs,
     };
     session::run(claude, &spec, &root).await
 }

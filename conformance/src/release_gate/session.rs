@@ -59,6 +59,9 @@ pub struct RunSpec {
     pub model_input: Value,
     /// Whole-run limit; the client is killed after it.
     pub timeout: Duration,
+    /// Client runs in the same sandbox (same HOME) before the recorded one, e.g. to see what
+    /// the client remembers between starts. Their events are kept in `warmup-events.ndjson`.
+    pub warm_up_runs: u32,
 }
 
 /// What a run left behind.
@@ -219,8 +222,34 @@ pub async fn run(claude: &Claude, spec: &RunSpec, root: &Path) -> anyhow::Result
         }
     }
 
-    let mut cmd = claude.command();
-    cmd.args(&args).current_dir(&project).env_clear().envs(&env);
+    let make_cmd = || {
+        let mut cmd = claude.command();
+        cmd.args(&args).current_dir(&project).env_clear().envs(&env);
+        cmd
+    };
+    for n in 0..spec.warm_up_runs {
+        runner_log.emit("warm_up_spawn", json!({"run": n}));
+        let mut warm = make_cmd();
+        warm.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let child = tokio::process::Command::from(warm)
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("spawning {}", claude.program.display()))?;
+        let _ = tokio::time::timeout(spec.timeout, child.wait_with_output()).await;
+        wait_for_probes(&events_path, Duration::from_secs(5)).await;
+    }
+    if spec.warm_up_runs > 0 {
+        // Keep the warm-up events aside; the writers append, so truncation is safe.
+        std::fs::copy(&events_path, root.join("warmup-events.ndjson"))?;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&events_path)?
+            .set_len(0)?;
+        let _ = std::fs::rename(&debug_path, root.join("warmup-debug.log"));
+    }
+    let cmd = make_cmd();
     runner_log.emit(
         "client_spawn",
         json!({"version": claude.version, "mode": mode_name(&spec.mode)}),

@@ -125,7 +125,11 @@ pub fn render(report: &Report) -> String {
                 escape(&r.spec)
             ));
             if let Some(t) = &r.transcript {
-                out.push_str(&format!(" · transcript: <code>{}</code>", escape(t)));
+                // Relative link: the transcripts sit next to report.html.
+                out.push_str(&format!(
+                    " · transcript: <a href=\"{0}\"><code>{0}</code></a>",
+                    escape(t)
+                ));
             }
             out.push_str("</p>\n");
             if !r.excerpt.is_empty() {
