@@ -285,6 +285,9 @@ pub struct GateRules {
     /// Whether the org `allowedChannelPlugins` setting is honoured.
     #[serde(default)]
     pub org_allowlist_supported: bool,
+    /// The availability check is repeated for each push at delivery time (2.1.290+).
+    #[serde(default)]
+    pub recheck_feature_at_delivery: bool,
 }
 
 /// One gate check and its reason text.

@@ -281,6 +281,9 @@ pub enum DropKind {
     BeforeListing,
     /// The gate did not register the server.
     NotRegistered,
+    /// Registered, but the channels feature was no longer available when the push arrived
+    /// (releases that re-check at delivery time, 2.1.290+).
+    FeatureUnavailable,
 }
 
 /// A recorded drop.
@@ -434,6 +437,7 @@ struct Shared {
     started: Instant,
     profile: Arc<Profile>,
     options: LaunchOptions,
+    feature_available: std::sync::atomic::AtomicBool,
     server_name: String,
     key_re: regex::Regex,
     writer: tokio::sync::Mutex<Option<BoxWriter>>,
@@ -617,6 +621,7 @@ impl Session {
             started: Instant::now(),
             server_name: options.effective_server_name(),
             options: options.clone(),
+            feature_available: std::sync::atomic::AtomicBool::new(options.feature_available),
             key_re: regex::Regex::new(&profile.meta.key_pattern).expect("validated at load"),
             profile: profile.clone(),
             writer: tokio::sync::Mutex::new(Some(stdin)),
@@ -1111,6 +1116,15 @@ impl Session {
                 });
             }
         }
+    }
+
+    /// Switch the account's channels availability mid-session. Releases that re-check at
+    /// delivery (profile `gate.recheck_feature_at_delivery`, 2.1.290+) then drop pushes with the
+    /// availability reason; older ones keep delivering to a registered server.
+    pub fn set_feature_available(&self, available: bool) {
+        self.shared
+            .feature_available
+            .store(available, Ordering::SeqCst);
     }
 
     /// Turns queued and not yet taken.
@@ -1908,6 +1922,23 @@ fn handle_push(shared: &Arc<Shared>, frame: &Value, index: usize) {
             );
             return;
         }
+    }
+    if profile.gate.recheck_feature_at_delivery && !shared.feature_available.load(Ordering::SeqCst)
+    {
+        let reason = profile
+            .gate
+            .checks
+            .iter()
+            .find(|c| c.check == crate::gate::GateCheck::Feature)
+            .map(|c| c.reason.clone())
+            .unwrap_or_else(|| "channels feature is not currently available".into());
+        drop_event(
+            &mut st,
+            DropKind::FeatureUnavailable,
+            format!("checked at delivery: {reason}"),
+            None,
+        );
+        return;
     }
     let Some(content) = params
         .get("content")

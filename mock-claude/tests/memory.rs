@@ -234,3 +234,28 @@ async fn snapshot_transcript_of_a_session() {
         "[].frame.params._meta[\"claudecode/toolUseId\"]" => "[toolUseId]",
     });
 }
+
+#[tokio::test]
+async fn availability_is_rechecked_at_delivery_from_2_1_290() {
+    for (version, rechecks) in [("2.1.330", true), ("2.1.80", false)] {
+        let (mut s, h) = memory(&p(version), fixed(), ScriptedPlugin::channel());
+        assert!(s.handshake().await.unwrap().gate.registered);
+        s.set_feature_available(false);
+        h.push("late", json!(null));
+        if rechecks {
+            assert!(s.next_turn(Duration::from_millis(500)).await.is_err());
+            let d = s.drops();
+            assert_eq!(d.len(), 1);
+            assert_eq!(d[0].kind, DropKind::FeatureUnavailable);
+            assert!(d[0]
+                .reason
+                .contains("channels feature is not currently available"));
+        } else {
+            assert_eq!(
+                s.next_turn(WAIT).await.unwrap().events[0].content,
+                "late",
+                "{version}"
+            );
+        }
+    }
+}
