@@ -16,7 +16,7 @@
 
 use std::collections::VecDeque;
 use std::future::Future;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -28,7 +28,7 @@ use super::codec::{Frame, FrameReader, DEFAULT_MAX_LINE_BYTES};
 use super::jsonrpc::{self, error_frame, notification_frame};
 use super::meta::key_is_valid;
 use super::permissions::Permissions;
-use super::writer::{run_writer, Outgoing, WriterMsg};
+use super::writer::{run_writer, Backlog, Outgoing, WriterMsg};
 use crate::bridge::{Behavior, Bridge, ChannelEvent, EventId, PushError, VerdictError};
 
 /// Protocol versions we echo back when the client asks for them.
@@ -58,6 +58,9 @@ pub struct CoreConfig {
     pub max_queued: usize,
     /// Cap on pushes held before the session is ready.
     pub max_held: usize,
+    /// Cap on the bytes of held plus queued channel notifications (an event
+    /// may be up to ~1 MiB, so a count alone would not bound memory).
+    pub max_backlog_bytes: usize,
     /// Delay between flushing the `tools/list` response and releasing pushes.
     pub ready_settle: Duration,
     /// Release held pushes this long after `initialized` if no `tools/list` came.
@@ -73,6 +76,7 @@ impl CoreConfig {
             permission_relay: false,
             max_queued: 4096,
             max_held: 4096,
+            max_backlog_bytes: 32 * 1024 * 1024,
             ready_settle: Duration::from_millis(100),
             ready_fallback: Duration::from_secs(1),
             max_line_bytes: DEFAULT_MAX_LINE_BYTES,
@@ -123,8 +127,8 @@ pub struct CoreHandle {
 pub(crate) struct Shared {
     pub config: CoreConfig,
     tx: mpsc::UnboundedSender<WriterMsg>,
-    /// Channel notifications handed to the writer and not yet written.
-    queued: Arc<AtomicUsize>,
+    /// Channel notifications accepted and not yet written.
+    backlog: Arc<Backlog>,
     state: Mutex<State>,
 }
 
@@ -147,7 +151,7 @@ impl Core {
         let shared = Arc::new(Shared {
             config,
             tx,
-            queued: Arc::new(AtomicUsize::new(0)),
+            backlog: Arc::new(Backlog::default()),
             state: Mutex::new(State::default()),
         });
         (
@@ -176,7 +180,7 @@ impl Core {
     {
         let Core { shared, rx } = self;
         shared.lock().bridge = Some(bridge);
-        let mut writer = tokio::spawn(run_writer(output, rx, shared.queued.clone()));
+        let mut writer = tokio::spawn(run_writer(output, rx, shared.backlog.clone()));
         let mut writer_done = false;
         let mut reader = FrameReader::new(BufReader::new(input), shared.config.max_line_bytes);
         tokio::pin!(shutdown);
@@ -228,7 +232,8 @@ impl Core {
                     held = state.held.len(),
                     "session ended before it became ready; held channel events were not delivered"
                 );
-                state.held.clear();
+                let bytes: usize = state.held.drain(..).map(|line| line.len()).sum();
+                shared.backlog.bytes.fetch_sub(bytes, Ordering::AcqRel);
             }
         }
         if !writer_done {
@@ -271,15 +276,19 @@ impl Shared {
         }
     }
 
+    /// Hand an accepted channel notification to the writer. Its bytes are
+    /// already in `backlog.bytes` (added when `push` accepted it).
     fn send_counted(&self, line: Vec<u8>) {
-        self.queued.fetch_add(1, Ordering::AcqRel);
+        self.backlog.frames.fetch_add(1, Ordering::AcqRel);
+        let len = line.len();
         let msg = WriterMsg::Frame(Outgoing {
             line,
             counted: true,
             written: None,
         });
         if self.tx.send(msg).is_err() {
-            self.queued.fetch_sub(1, Ordering::AcqRel);
+            self.backlog.frames.fetch_sub(1, Ordering::AcqRel);
+            self.backlog.bytes.fetch_sub(len, Ordering::AcqRel);
             tracing::debug!("stdout writer is gone; channel event not sent");
         }
     }
@@ -364,35 +373,48 @@ impl CoreHandle {
         if !meta.is_empty() {
             params["meta"] = Value::Object(meta);
         }
+        let line = serde_json::to_vec(&notification_frame(CHANNEL_METHOD, params))
+            .expect("a serde_json::Value always serializes");
         let mut state = shared.lock();
         if state.shutting_down {
             tracing::warn!("channel event refused: the session is shutting down");
             return Err(PushError::ShuttingDown);
         }
-        if state.ready {
-            let queued = shared.queued.load(Ordering::Acquire);
-            if queued >= shared.config.max_queued {
-                tracing::warn!(queued, "channel event refused: stdout queue is full");
-                return Err(PushError::Busy {
-                    queued,
-                    retry_after_secs: 1,
-                });
-            }
-        } else if state.held.len() >= shared.config.max_held {
-            let queued = state.held.len();
+        let backlog_bytes = shared.backlog.bytes.load(Ordering::Acquire);
+        let (count, cap, what) = if state.ready {
+            (
+                shared.backlog.frames.load(Ordering::Acquire),
+                shared.config.max_queued,
+                "stdout queue is full",
+            )
+        } else {
+            (
+                state.held.len(),
+                shared.config.max_held,
+                "too many events held before the session is ready",
+            )
+        };
+        // One event is always admitted into an empty backlog, whatever its size.
+        let over_bytes = count > 0 && backlog_bytes + line.len() > shared.config.max_backlog_bytes;
+        if count >= cap || over_bytes {
+            let why = if over_bytes {
+                "backlog byte budget is spent"
+            } else {
+                what
+            };
             tracing::warn!(
-                queued,
-                "channel event refused: too many events held before the session is ready"
+                queued = count,
+                backlog_bytes,
+                "channel event refused: {why}"
             );
             return Err(PushError::Busy {
-                queued,
+                queued: count,
                 retry_after_secs: 1,
             });
         }
+        shared.backlog.bytes.fetch_add(line.len(), Ordering::AcqRel);
         state.next_event_id += 1;
         let id = state.next_event_id;
-        let line = serde_json::to_vec(&notification_frame(CHANNEL_METHOD, params))
-            .expect("a serde_json::Value always serializes");
         if state.ready {
             shared.send_counted(line);
             tracing::debug!(id, "channel event queued");
@@ -453,7 +475,7 @@ impl CoreHandle {
             initialized: state.initialized,
             ready: state.ready,
             held: state.held.len(),
-            queued: self.shared.queued.load(Ordering::Acquire),
+            queued: self.shared.backlog.frames.load(Ordering::Acquire),
             pending_permissions: state.permissions.pending_count(),
             client: state.client.clone(),
         }

@@ -468,3 +468,39 @@ async fn serve_ends_on_eof_and_on_shutdown() {
     assert_eq!(h.served.await.unwrap(), ServeEnd::Shutdown);
     assert_eq!(h.handle.push(event("late")), Err(PushError::ShuttingDown));
 }
+
+#[tokio::test]
+async fn the_backlog_is_bounded_in_bytes_too() {
+    let mut config = CoreConfig::new("test");
+    config.max_backlog_bytes = 10_000;
+    let mut h = start(config);
+    // Before ready: held events count against the byte budget.
+    let big = || ChannelEvent {
+        content: "x".repeat(4_000),
+        meta: Vec::new(),
+    };
+    h.handle.push(big()).unwrap();
+    h.handle.push(big()).unwrap();
+    assert!(matches!(
+        h.handle.push(big()),
+        Err(PushError::Busy { queued: 2, .. })
+    ));
+    // A small one still fits.
+    h.handle.push(event("small")).unwrap();
+    h.handshake().await;
+    for _ in 0..3 {
+        assert_eq!(h.recv().await["method"], "notifications/claude/channel");
+    }
+    // Once written, the budget is free again.
+    while h.handle.status().queued > 0 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    h.handle.push(big()).unwrap();
+    h.handle.push(big()).unwrap();
+    for _ in 0..2 {
+        assert_eq!(
+            h.recv().await["params"]["content"].as_str().unwrap().len(),
+            4_000
+        );
+    }
+}

@@ -3,8 +3,16 @@
 //! Every frame goes through a single task that owns the output, so frames can
 //! never interleave. Frames arrive on an unbounded channel; the *bound* on
 //! memory is enforced upstream (see `core.rs`): channel pushes are counted in
-//! `queued_notifications` and refused when the count reaches the cap, while
+//! a [`Backlog`] and refused when it reaches its caps, while
 //! responses to requests are never refused.
+
+/// Channel notifications accepted but not yet written: how many, and their
+/// bytes (held ones included in `bytes`). Shared by `push` and the writer.
+#[derive(Debug, Default)]
+pub(crate) struct Backlog {
+    pub frames: AtomicUsize,
+    pub bytes: AtomicUsize,
+}
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -32,7 +40,7 @@ pub(crate) enum WriterMsg {
 pub(crate) async fn run_writer<W: AsyncWrite + Unpin>(
     output: W,
     mut rx: mpsc::UnboundedReceiver<WriterMsg>,
-    queued_notifications: Arc<AtomicUsize>,
+    backlog: Arc<Backlog>,
 ) -> std::io::Result<()> {
     let mut out = BufWriter::with_capacity(64 * 1024, output);
     let mut acks: Vec<oneshot::Sender<()>> = Vec::new();
@@ -55,7 +63,8 @@ pub(crate) async fn run_writer<W: AsyncWrite + Unpin>(
                     out.write_all(&frame.line).await?;
                     out.write_all(b"\n").await?;
                     if frame.counted {
-                        queued_notifications.fetch_sub(1, Ordering::AcqRel);
+                        backlog.frames.fetch_sub(1, Ordering::AcqRel);
+                        backlog.bytes.fetch_sub(frame.line.len(), Ordering::AcqRel);
                     }
                     acks.extend(frame.written);
                 }
