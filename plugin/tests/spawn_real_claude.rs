@@ -50,6 +50,31 @@ fn until(
     None
 }
 
+/// Stops a spawn process (and so its claude group) if a test fails midway, so
+/// no failed run leaves claude behind.
+struct StopOnDrop(i32);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        unsafe {
+            if libc::kill(self.0, 0) == 0 {
+                libc::kill(self.0, libc::SIGTERM);
+                std::thread::sleep(Duration::from_secs(3));
+                libc::kill(self.0, libc::SIGKILL);
+            }
+        }
+    }
+}
+
+/// Everything the child wrote, once its stderr closes.
+fn drain(rx: &mpsc::Receiver<String>) -> Vec<String> {
+    let mut lines = Vec::new();
+    while let Ok(l) = rx.recv_timeout(Duration::from_secs(10)) {
+        lines.push(l);
+    }
+    lines
+}
+
 fn sigterm(child: &std::process::Child) {
     unsafe {
         libc::kill(child.id() as i32, libc::SIGTERM);
@@ -150,6 +175,8 @@ fn accepts_the_dev_channels_dialog_only_when_told_to() {
     .env("HOME", dir.path())
     .spawn()
     .unwrap();
+
+    let _stop = StopOnDrop(child.id() as i32);
     let rx = stderr_lines(&mut child);
     let mut seen = Vec::new();
     let accepted = until(
@@ -188,6 +215,7 @@ fn accepts_the_dev_channels_dialog_only_when_told_to() {
     .env("HOME", dir.path())
     .spawn()
     .unwrap();
+    let _stop = StopOnDrop(child.id() as i32);
     let rx = stderr_lines(&mut child);
     let mut seen = Vec::new();
     let status = wait_exit(&mut child, Duration::from_secs(40));
@@ -232,9 +260,10 @@ fn restarts_with_backoff_then_gives_up() {
     .env("HOME", dir.path())
     .spawn()
     .unwrap();
+    let _stop = StopOnDrop(child.id() as i32);
     let rx = stderr_lines(&mut child);
     let status = wait_exit(&mut child, Duration::from_secs(60));
-    let log: Vec<String> = rx.try_iter().collect();
+    let log: Vec<String> = drain(&rx);
     let log = log.join("\n");
     assert_eq!(status.code(), Some(3), "{log}");
     assert!(
@@ -268,6 +297,7 @@ fn spawn_reaches_the_availability_gate_and_stops_the_whole_group() {
     );
     home.apply(&mut cmd);
     let mut child = cmd.spawn().unwrap();
+    let _stop = StopOnDrop(child.id() as i32);
     let rx = stderr_lines(&mut child);
     let mut seen = Vec::new();
     let gate = until(
@@ -311,4 +341,125 @@ fn spawn_reaches_the_availability_gate_and_stops_the_whole_group() {
         !group_alive(pgid),
         "claude or the plugin outlived spawn (group {pgid})"
     );
+}
+
+/// Real Ink output, read through spawn's pty and terminal-code stripping: the
+/// folder-trust dialog (which the real binary does show offline) is recognised
+/// and refused with a clear error rather than leaving claude stuck.
+#[test]
+fn spawn_recognises_the_real_trust_dialog_and_stops() {
+    let Some(claude) = real_claude("spawn_recognises_the_real_trust_dialog_and_stops") else {
+        return;
+    };
+    let home = OfflineHome::new();
+    let untrusted = home.path("untrusted");
+    std::fs::create_dir_all(&untrusted).unwrap();
+    let mut cmd = spawn_cmd(
+        &claude,
+        &untrusted,
+        &[
+            "--accept-development-channels-warning",
+            "--max-restarts",
+            "0",
+        ],
+    );
+    home.apply(&mut cmd);
+    let mut child = cmd.spawn().unwrap();
+    let _stop = StopOnDrop(child.id() as i32);
+    let rx = stderr_lines(&mut child);
+    let status = wait_exit(&mut child, Duration::from_secs(90));
+    let log: Vec<String> = drain(&rx);
+    let log = log.join("\n");
+    assert_eq!(status.code(), Some(2), "{log}");
+    assert!(log.contains("asking whether to trust the folder"), "{log}");
+    let pgid = pgid_from(&log.lines().map(str::to_owned).collect::<Vec<_>>());
+    assert!(!group_alive(pgid));
+}
+
+/// A stand-in claude that just stays up, in its own group with a child of its
+/// own (like claude with its MCP server), for supervisor-mechanics tests.
+fn long_running_claude(dir: &std::path::Path) -> std::path::PathBuf {
+    script(
+        &dir.join("claude"),
+        "#!/bin/sh\n[ \"$1\" = --version ] && echo '2.1.330 (Claude Code)' && exit 0\nsleep 300 &\nwait\n",
+    )
+}
+
+#[test]
+fn sigterm_stops_the_group_even_after_the_log_reader_is_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    let claude = long_running_claude(dir.path());
+    let mut child = spawn_cmd(
+        &claude,
+        dir.path(),
+        &["--max-restarts", "0", "--debug-file"],
+    )
+    .arg(dir.path().join("debug.txt"))
+    .env("HOME", dir.path())
+    .spawn()
+    .unwrap();
+    let _stop = StopOnDrop(child.id() as i32);
+    let rx = stderr_lines(&mut child);
+    let mut seen = Vec::new();
+    assert!(
+        until(
+            &rx,
+            &mut seen,
+            "claude started (process group",
+            Duration::from_secs(30)
+        )
+        .is_some(),
+        "{seen:?}"
+    );
+    let pgid = pgid_from(&seen);
+    // The parent stops reading: every later log line hits a closed pipe.
+    drop(rx);
+    std::thread::sleep(Duration::from_millis(500));
+    sigterm(&child);
+    let status = wait_exit(&mut child, Duration::from_secs(30));
+    assert!(status.success(), "{status}");
+    assert!(!group_alive(pgid), "group {pgid} outlived spawn");
+}
+
+#[test]
+fn exit_with_parent_stops_claude_when_the_parent_dies() {
+    let dir = tempfile::tempdir().unwrap();
+    let claude = long_running_claude(dir.path());
+    let pidfile = dir.path().join("spawn.pid");
+    let log = dir.path().join("spawn.log");
+    // sh starts spawn in the background and exits after 3 s: spawn is re-parented.
+    let wrapper = format!(
+        "{} spawn --claude {} --cwd {} --url ws://127.0.0.1:9/bridge --openclaw-session dev::t \
+         --max-restarts 0 --exit-with-parent --debug-file {}/debug.txt 2> {} & echo $! > {}; sleep 3",
+        plugin_bin().display(),
+        claude.display(),
+        dir.path().display(),
+        dir.path().display(),
+        log.display(),
+        pidfile.display()
+    );
+    let status = Command::new("sh")
+        .arg("-c")
+        .arg(&wrapper)
+        .env("HOME", dir.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let spawn_pid: i32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let gone = wait_until(
+        Duration::from_secs(30),
+        || unsafe { libc::kill(spawn_pid, 0) } != 0,
+    );
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    if !gone {
+        unsafe { libc::kill(spawn_pid, libc::SIGKILL) };
+    }
+    assert!(gone, "spawn outlived its parent:\n{text}");
+    assert!(text.contains("parent process exited"), "{text}");
+    let pgid = pgid_from(&text.lines().map(str::to_owned).collect::<Vec<_>>());
+    assert!(!group_alive(pgid), "claude's group {pgid} outlived spawn");
 }

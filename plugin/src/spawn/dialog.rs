@@ -30,9 +30,20 @@ pub const ACCEPT_KEYS: &[u8] = b"1";
 /// Keys that answer the screen-reader (`Enter y/n:`) variant.
 pub const ACCEPT_KEYS_YES_NO: &[u8] = b"y\r";
 
+/// Lines of the folder-trust dialog ("Accessing workspace: … Quick safety check:
+/// Is this a project you created or one you trust? … ❯ No, exit / Yes, I trust
+/// this folder" in 2.1.330; "Do you trust the files in this folder?" earlier).
+/// spawn never answers it: trusting a folder is the operator's decision.
+pub const TRUST_MARKERS: &[&str] = &[
+    "Yes, I trust this folder",
+    "Do you trust the files in this folder?",
+];
+
 /// What the screen shows, as far as the supervisor cares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Screen {
+    /// Claude asks whether to trust the working folder.
+    TrustDialog,
     /// The development-channels dialog, as a numbered select list.
     DevChannelsDialog,
     /// The same dialog in screen-reader mode (`Enter y/n:`).
@@ -43,6 +54,9 @@ pub enum Screen {
 /// Classifies text already stripped of terminal codes.
 pub fn classify(screen_text: &str) -> Screen {
     let s = squash(screen_text);
+    if TRUST_MARKERS.iter().any(|m| s.contains(&squash(m))) {
+        return Screen::TrustDialog;
+    }
     let has_title = s.contains(&squash(DIALOG_TITLE));
     let has_accept = s.contains(&squash(ACCEPT_LABEL));
     if !(has_title || has_accept) {
@@ -75,5 +89,9 @@ mod tests {
             Screen::Other
         );
         assert_eq!(classify("❯ hello"), Screen::Other);
+        assert_eq!(
+            classify("Quick safety check: Is this a project you created or one you trust?\n❯ No, exit\n  Yes, I trust this folder"),
+            Screen::TrustDialog
+        );
     }
 }

@@ -102,6 +102,10 @@ pub struct SpawnArgs {
     /// How long claude gets to exit after SIGTERM before its group is killed.
     #[arg(long, value_name = "SECS", default_value_t = 10.0)]
     pub stop_timeout: f64,
+    /// Stop claude and exit when spawn's parent process dies (spawn is re-parented).
+    /// Leave off when a wrapper starts spawn and exits on purpose.
+    #[arg(long)]
+    pub exit_with_parent: bool,
     /// The channel-plugin binary claude starts [default: this executable].
     #[arg(long, value_name = "PATH", env = "CHANNEL_PLUGIN_BIN", hide = true)]
     pub plugin_bin: Option<PathBuf>,

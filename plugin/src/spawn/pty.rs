@@ -57,10 +57,15 @@ pub fn spawn_in_pty(cmd: &mut Command, cols: u16, rows: u16) -> io::Result<PtyCh
             Ok(())
         });
     }
-    let child = cmd.spawn()?;
-    // Our copies of the slave close here; the child keeps its own. Reads on the
-    // master then end with EIO once every process holding the slave is gone.
+    let spawned = cmd.spawn();
+    // Our copies of the slave (ours, and the three the Command holds) close
+    // here; the child keeps its own. Reads on the master then end with EIO once
+    // every process holding the slave is gone, instead of blocking forever.
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
     drop(slave);
+    let child = spawned?;
     Ok(PtyChild {
         child,
         master: File::from(pty.master),

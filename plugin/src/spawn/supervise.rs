@@ -44,6 +44,8 @@ pub(crate) struct Supervisor {
     r: Resolved,
     sigterm: Option<SignalStream>,
     sigint: Option<SignalStream>,
+    /// Our parent when we started, for `--exit-with-parent`.
+    parent: Option<i32>,
 }
 
 impl Supervisor {
@@ -53,12 +55,16 @@ impl Supervisor {
             r,
             sigterm: None,
             sigint: None,
+            parent: None,
         }
     }
 
     pub async fn run(mut self) -> anyhow::Result<ExitCode> {
         self.sigterm = Some(signal(SignalKind::terminate()).context("cannot watch SIGTERM")?);
         self.sigint = Some(signal(SignalKind::interrupt()).context("cannot watch SIGINT")?);
+        if self.args.exit_with_parent {
+            self.parent = Some(nix::unistd::getppid().as_raw());
+        }
         let initial = secs(self.args.backoff_initial);
         let max = secs(self.args.backoff_max).max(initial);
         let mut backoff = initial;
@@ -136,11 +142,13 @@ impl Supervisor {
     }
 
     async fn sleep_or_signal(&mut self, d: Duration) -> Option<&'static str> {
+        let parent = self.parent;
         let (term, int) = (self.sigterm.as_mut()?, self.sigint.as_mut()?);
         tokio::select! {
             _ = tokio::time::sleep(d) => None,
             _ = term.recv() => Some("SIGTERM"),
             _ = int.recv() => Some("SIGINT"),
+            _ = parent_gone(parent) => Some("parent exit"),
         }
     }
 
@@ -188,6 +196,7 @@ impl Supervisor {
             self.sigterm.as_mut().expect("signals set up"),
             self.sigint.as_mut().expect("signals set up"),
         );
+        let parent = self.parent;
         let mut pty_open = true;
         let end = loop {
             tokio::select! {
@@ -203,6 +212,11 @@ impl Supervisor {
                     stop_group(pgid, &mut exited, stop_timeout).await;
                     break RunEnd::Stopped("SIGINT");
                 }
+                _ = parent_gone(parent) => {
+                    tracing::warn!("spawn: parent process exited (--exit-with-parent)");
+                    stop_group(pgid, &mut exited, stop_timeout).await;
+                    break RunEnd::Stopped("parent exit");
+                }
                 ev = rx.recv(), if pty_open => match ev {
                     Some(PtyEvent::Output(bytes)) => {
                         screen.push_str(&strip_terminal_codes(&String::from_utf8_lossy(&bytes)));
@@ -210,6 +224,18 @@ impl Supervisor {
                         let kind = dialog::classify(&screen);
                         if kind == Screen::Other {
                             continue;
+                        }
+                        if kind == Screen::TrustDialog {
+                            tracing::error!(
+                                "spawn: claude is asking whether to trust the folder {}; spawn does not \
+                                 answer that for you. Start claude there once interactively and choose \
+                                 \"Yes, I trust this folder\" (or set projects[\"{}\"].hasTrustDialogAccepted \
+                                 in ~/.claude.json); stopping claude",
+                                inv.cwd.display(),
+                                inv.cwd.display()
+                            );
+                            stop_group(pgid, &mut exited, stop_timeout).await;
+                            break RunEnd::DialogRefused;
                         }
                         if !accept {
                             tracing::error!(
@@ -292,6 +318,21 @@ fn read_pty(mut master: std::fs::File, log: Option<PathBuf>, tx: mpsc::Unbounded
         }
     }
     let _ = tx.send(PtyEvent::Closed);
+}
+
+/// Resolves once our parent is no longer `parent` (we were re-parented);
+/// never when the watch is off.
+async fn parent_gone(parent: Option<i32>) {
+    let Some(parent) = parent else {
+        return std::future::pending().await;
+    };
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        tick.tick().await;
+        if nix::unistd::getppid().as_raw() != parent {
+            return;
+        }
+    }
 }
 
 /// SIGTERM to the group, then SIGKILL after `grace`.
