@@ -6,32 +6,43 @@ use clap::{Parser, ValueEnum};
 
 use crate::trigger::TriggerSpec;
 
-const AFTER_HELP: &str = "\
-EXAMPLES:
-  # Our HTTP bridge under every Claude Code profile, HTML report in ./conformance-report
-  channel-conformance --plugin 'target/debug/channel-plugin http --discovery-dir {dir}' \\
-      --trigger http-discovery:/tmp/conformance --out conformance-report
+const AFTER_HELP: &str = r#"EXAMPLES:
+  # Our HTTP bridge under every Claude Code profile, reports in ./conformance-report
+  channel-conformance \
+    --plugin 'target/debug/channel-plugin http --permission-relay --discovery-dir {dir}' \
+    --trigger http-discovery:/tmp/conformance --out conformance-report
 
-  # Our WebSocket bridge: the suite runs the bridge server and passes SYNTHESIS_WS_URL
-  channel-conformance --plugin 'target/debug/channel-plugin ws --permission-relay' --trigger ws-bridge
+  # Our WebSocket bridge: the suite runs the bridge server, passes SYNTHESIS_WS_URL
+  channel-conformance --plugin 'target/debug/channel-plugin ws --permission-relay' \
+    --trigger ws-bridge
 
   # Any plugin, passive checks only, one profile, one scenario, JSON on stdout
-  channel-conformance --plugin 'node my-channel.js' --profile 2.1.330 --scenario handshake --format json
+  channel-conformance --plugin 'node my-channel.js' --profile 2.1.330 \
+    --scenario handshake --format json
+
+  # A plugin fed through a file: the trigger appends one JSON line per event
+  channel-conformance --plugin './my-plugin --inbox {dir}/inbox' \
+    --trigger "command:printf '%s\n' {json} >> {dir}/inbox"
 
   # Accept known failures while you fix them (stale entries fail the run)
   channel-conformance --plugin './my-plugin' --baseline conformance-baseline.json
 
-PLACEHOLDERS in --plugin, filled per session:
-  {dir}              http-discovery: this session's discovery directory (also env OPZERO_CHANNEL_DIR)
-  {ws_url}           ws-bridge: the suite's bridge URL (also env SYNTHESIS_WS_URL, with
-                     SYNTHESIS_OPENCLAW_SESSION and SYNTHESIS_CLAUDE_SESSION)
+PLACEHOLDERS, filled per session (shell-quoted):
+  {dir}       in --plugin and command triggers: a fresh directory per session; with
+              http-discovery the plugin must write its discovery file there (the
+              suite also sets OPZERO_CHANNEL_DIR to it)
+  {ws_url}    in --plugin with ws-bridge: the bridge URL (also SYNTHESIS_WS_URL,
+              SYNTHESIS_OPENCLAW_SESSION, SYNTHESIS_CLAUDE_SESSION in the env)
+  {content}   in a command trigger: the event text
+  {json}      in a command trigger: the event as one line {"content":..,"meta":{..}}
 
 EXIT CODES:
-  0 every required check passed   1 a required check failed   2 the baseline is stale
-  3 the harness could not run (spawn failed, no handshake)    4 usage error
+  0 every required check passed    1 a required check failed
+  2 the baseline is stale          3 the harness could not run (spawn, no handshake)
+  4 usage error
   On a non-zero exit, stderr's last line is one JSON object saying why.
 
-Checks and their spec references: channel-conformance --list-checks";
+Checks and their spec references: channel-conformance --list-checks"#;
 
 /// Conformance suite and CI gate for Claude Code channel plugins: drives the
 /// plugin through mock-claude under every Claude Code profile and reports

@@ -249,7 +249,7 @@ pub async fn run(claude: &Claude, spec: &RunSpec, root: &Path) -> anyhow::Result
             .set_len(0)?;
         let _ = std::fs::rename(&debug_path, root.join("warmup-debug.log"));
     }
-    let cmd = make_cmd();
+    let mut cmd = make_cmd();
     runner_log.emit(
         "client_spawn",
         json!({"version": claude.version, "mode": mode_name(&spec.mode)}),

@@ -141,7 +141,14 @@ impl TriggerSpec {
     pub async fn prepare(&self, label: &str) -> anyhow::Result<Prepared> {
         match self {
             TriggerSpec::HttpDiscovery { dir } => http::prepare(dir, label).await,
-            TriggerSpec::WsBridge => ws::prepare(label).await,
+            TriggerSpec::WsBridge => {
+                // The bridge needs no directory, but `{dir}` works with every trigger.
+                let mut prepared = ws::prepare(label).await?;
+                prepared
+                    .placeholders
+                    .push(("dir", scratch_dir(label)?.display().to_string()));
+                Ok(prepared)
+            }
             TriggerSpec::Command { template } => {
                 let dir = scratch_dir(label)?;
                 Ok(command::prepare(template, &dir))
