@@ -123,3 +123,32 @@ async fn without_a_trigger_delivery_checks_are_skipped_with_the_reason() {
     }
     assert_eq!(report.exit.code, 0, "{}", dump(&report));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unanswered_discover_probe_fails_with_its_cost() {
+    // The zoo behind a filter that swallows server/discover: the client
+    // waits out the probe timeout before falling back.
+    let zoo = zoo(None);
+    let plugin = format!("grep --line-buffered -v server/discover | {zoo}");
+    let report = run(&[
+        "--plugin",
+        &plugin,
+        "--profile",
+        "2.1.330",
+        "--scenario",
+        "handshake",
+    ])
+    .await;
+    let r = report
+        .result("handshake.discover-method-not-found", "2.1.330")
+        .unwrap();
+    assert_eq!(r.status, Status::Failure, "{}", dump(&report));
+    assert!(
+        r.details.contains("unanswered") && r.details.contains(" ms"),
+        "{}",
+        r.details
+    );
+    // The fallback itself works: the rest of the handshake passes.
+    let failed = failed_ids(&report);
+    assert_eq!(failed.len(), 1, "{}", dump(&report));
+}
