@@ -206,3 +206,35 @@ fn launch_under_a_pty_reaches_the_availability_gate() {
     run.stop();
     assert!(!group_alive(run.pgid));
 }
+
+/// Claude Code refuses `--session-id` for an id it already has a transcript for
+/// ("Error: Session ID … is already in use."): launch resumes it instead.
+#[test]
+fn an_existing_session_is_resumed() {
+    let dir = tempfile::tempdir().unwrap();
+    let claude = version_only_claude(dir.path(), "2.1.330");
+    let sid = "0b7e2f6a-1c3d-4e5f-8a9b-0c1d2e3f4a5b";
+    let projects = dir.path().join(".claude/projects/-srv-app");
+    std::fs::create_dir_all(&projects).unwrap();
+    std::fs::write(projects.join(format!("{sid}.jsonl")), "{}\n").unwrap();
+    let out = Command::new(plugin_bin())
+        .env("HOME", dir.path())
+        .args(["launch", "--print-command", "--claude"])
+        .arg(&claude)
+        .args(["--session-id", sid])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains(&format!("--resume {sid}")), "{stdout}");
+    assert!(!stdout.contains("--session-id 0b7e"), "{stdout}");
+    // The plugin still gets the session id for its discovery file.
+    assert!(
+        stdout.contains(&format!("\"--session-id\",\"{sid}\"")),
+        "{stdout}"
+    );
+}

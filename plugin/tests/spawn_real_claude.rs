@@ -245,10 +245,15 @@ fn restarts_with_backoff_then_gives_up() {
             starts.display()
         ),
     );
+    let sid = "0b7e2f6a-1c3d-4e5f-8a9b-0c1d2e3f4a5b";
     let mut child = spawn_cmd(
         &claude,
         dir.path(),
         &[
+            "--resume",
+            sid,
+            "--permission-mode",
+            "bypassPermissions",
             "--max-restarts",
             "2",
             "--backoff-initial",
@@ -274,6 +279,17 @@ fn restarts_with_backoff_then_gives_up() {
     );
     let starts = std::fs::read_to_string(&starts).unwrap();
     assert_eq!(starts.lines().count(), 3, "{starts}");
+    for argv in starts.lines() {
+        assert!(argv.starts_with(&format!("--resume {sid} ")), "{argv}");
+        assert!(
+            argv.contains("--permission-mode bypassPermissions"),
+            "{argv}"
+        );
+        assert!(
+            argv.contains(&format!("\"--claude-session\",\"{sid}\"")),
+            "{argv}"
+        );
+    }
 }
 
 #[test]
