@@ -181,3 +181,75 @@ async fn sigterm_closes_the_socket_and_exits_zero() {
     let status = plugin.mcp.wait_exit(support_ws::WAIT).await;
     assert!(status.success(), "{status:?}; stderr:\n{}", plugin.stderr());
 }
+
+#[tokio::test]
+async fn a_backlog_drains_even_when_the_bridge_keeps_dying_mid_stream() {
+    // 100 replies queued while the bridge is down; then a bridge that reads
+    // 20 frames and dies, again and again. Delivery must make progress on
+    // every connection (confirmations come in batches, within a window), so
+    // everything arrives, in order once duplicates are dropped by seq.
+    let bridge = BridgeServer::bind().await;
+    let addr = bridge.addr;
+    let mut plugin = Plugin::spawn(ws_command(&bridge.url(), &["--ping-interval-ms", "600000"]));
+    let mut peer = bridge.accept().await;
+    peer.expect_kind("hello").await;
+    drop(peer);
+    drop(bridge);
+    plugin.handshake().await;
+    plugin
+        .wait_stderr("the lost connection", |l| {
+            l.contains("bridge connection lost")
+        })
+        .await;
+    for i in 1..=100 {
+        let r = plugin.reply(&format!("r{i}"), true).await;
+        assert!(result_text(&r).contains("queued"), "{r}");
+    }
+
+    let mut received: Vec<serde_json::Value> = Vec::new();
+    let mut rounds = 0;
+    while !received.iter().any(|f| seq(f) == 100) {
+        rounds += 1;
+        assert!(
+            rounds <= 40,
+            "no progress: {} frames after {rounds} connections",
+            received.len()
+        );
+        let bridge = BridgeServer::bind_at(addr).await;
+        let mut peer = bridge.accept().await;
+        peer.expect_kind("hello").await;
+        for _ in 0..20 {
+            let f = peer.expect_kind("reply").await;
+            let last = seq(&f) == 100;
+            received.push(f);
+            if last {
+                break;
+            }
+        }
+        // Dies without a close frame.
+    }
+    let mut delivered: Vec<u64> = Vec::new();
+    let mut first_copy = std::collections::HashMap::new();
+    for f in &received {
+        let s = seq(f);
+        match first_copy.get(&s) {
+            Some(original) => assert_eq!(original, f, "a resend differs from the first copy"),
+            None => {
+                assert_eq!(
+                    s,
+                    delivered.len() as u64 + 1,
+                    "gap or reordering at seq {s}"
+                );
+                assert_eq!(f["text"], format!("r{s}"));
+                first_copy.insert(s, f.clone());
+                delivered.push(s);
+            }
+        }
+    }
+    assert_eq!(delivered, (1..=100).collect::<Vec<_>>());
+    eprintln!(
+        "delivered 100 replies over {rounds} connections, {} frames",
+        received.len()
+    );
+    assert!(plugin.close_stdin_and_wait().await.success());
+}

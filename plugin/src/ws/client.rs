@@ -1,11 +1,14 @@
 //! The connection task: connect out to the bridge, say `hello`, move frames
 //! both ways, and reconnect forever (with backoff) until the plugin shuts down.
 //!
-//! One connection at a time. Per connection: `hello` first, then everything
-//! the [`Outbox`](super::outbox::Outbox) holds, in order; after each batch a
-//! ping carrying the id of the last frame written, whose pong confirms
-//! delivery (see the outbox docs for the guarantee). A keepalive ping goes
-//! out every `ping_interval`; no pong for two intervals means the link is
+//! One connection at a time. Per connection: `hello` first, then what the
+//! [`Outbox`](super::outbox::Outbox) holds, in order, in batches of at most
+//! 16 frames, each followed by a ping carrying the id of its last frame; the
+//! pong confirms delivery (see the outbox docs for the guarantee). At most 64
+//! frames are unconfirmed at a time, so a bridge that dies mid-stream has
+//! confirmed most of what it read and a backlog always drains. Reads are
+//! served between batches. A keepalive ping goes out every `ping_interval`;
+//! no pong for two intervals means the link is
 //! dead even if TCP has not noticed, so we drop it and reconnect.
 
 use std::sync::Arc;
@@ -191,6 +194,18 @@ async fn connect(config: &ClientConfig) -> Result<Socket, String> {
     }
 }
 
+/// Frames written between two confirmation pings: small enough that a
+/// bridge which dies mid-stream has still confirmed most of what it read.
+const BATCH_FRAMES: usize = 16;
+/// Written-but-unconfirmed frames allowed on one connection. Without a
+/// window, a large backlog would be written in one go and a bridge that dies
+/// before the final ping would confirm nothing: every reconnect would resend
+/// everything, and a bridge that keeps dying would never see progress.
+const WINDOW_FRAMES: usize = 64;
+/// After a failed write, how long to keep reading what the bridge had
+/// already sent (pongs that confirm frames, inbound events).
+const DRAIN_AFTER_WRITE_ERROR: Duration = Duration::from_millis(500);
+
 /// One connection, from `hello` to its end.
 async fn drive(
     socket: Socket,
@@ -203,27 +218,27 @@ async fn drive(
     if let Err(err) = sink.send(Message::text(config.hello.to_json())).await {
         return Ended::Lost(format!("sending hello failed: {err}"));
     }
-    let requeued = {
+    let waiting = {
         let mut outbox = outbound.lock();
         outbox.connected();
         outbox.len()
     };
-    tracing::info!(waiting = requeued, "hello sent");
+    tracing::info!(waiting, "hello sent");
 
     let mut writer = Writer {
         sink: &mut sink,
         last_written: 0,
     };
-    if let Err(err) = writer.flush_outbox(outbound).await {
-        return Ended::Lost(err);
-    }
-
     let mut ping = tokio::time::interval(config.ping_interval);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ping.tick().await; // the first tick is immediate
     let mut last_pong = Instant::now();
 
-    loop {
+    let why = loop {
+        let can_write = outbound.lock().can_write(WINDOW_FRAMES);
+        // `biased`: reading comes first, so pongs and inbound frames are
+        // handled between write batches; a write batch runs in the handler,
+        // never as a branch future, so it cannot be cancelled half-written.
         tokio::select! {
             biased;
             _ = shutdown.changed() => {
@@ -232,64 +247,57 @@ async fn drive(
             }
             message = stream.next() => {
                 let message = match message {
-                    None => return Ended::Lost("the bridge closed the TCP connection".into()),
-                    Some(Err(err)) => return Ended::Lost(format!("read failed: {err}")),
+                    None => break "the bridge closed the TCP connection".to_string(),
+                    Some(Err(err)) => break format!("read failed: {err}"),
                     Some(Ok(message)) => message,
                 };
-                match message {
-                    Message::Text(text) => {
-                        if let Some(answer) = handle_text(text.as_str(), core) {
-                            if let Err(err) = writer.send_now(answer).await {
-                                return Ended::Lost(err);
-                            }
-                        }
-                    }
-                    Message::Binary(data) => {
-                        tracing::warn!(len = data.len(), "binary frame from the bridge refused");
-                        let answer = OutFrame::error(
-                            "binary frames are not supported; send JSON text frames",
-                        );
-                        if let Err(err) = writer.send_now(answer).await {
-                            return Ended::Lost(err);
-                        }
-                    }
-                    Message::Pong(payload) => {
-                        last_pong = Instant::now();
-                        writer.on_pong(&payload, outbound);
-                    }
-                    // tungstenite queues the pong itself and flushes it on the next read.
-                    Message::Ping(_) => {}
-                    Message::Close(frame) => {
-                        let why = match frame {
-                            Some(f) => format!("the bridge closed the connection ({} {:?})", u16::from(f.code), f.reason.as_str()),
-                            None => "the bridge closed the connection".to_string(),
-                        };
-                        // Let tungstenite send the close reply, briefly.
-                        let _ = tokio::time::timeout(Duration::from_secs(1), writer.sink.close()).await;
-                        return Ended::Lost(why);
-                    }
-                    Message::Frame(_) => {}
+                if let Message::Close(frame) = message {
+                    let why = match frame {
+                        Some(f) => format!(
+                            "the bridge closed the connection ({} {:?})",
+                            u16::from(f.code),
+                            f.reason.as_str()
+                        ),
+                        None => "the bridge closed the connection".to_string(),
+                    };
+                    // Let tungstenite send the close reply, briefly.
+                    let _ = tokio::time::timeout(Duration::from_secs(1), writer.sink.close()).await;
+                    break why;
                 }
-            }
-            () = outbound.stored() => {
-                if let Err(err) = writer.flush_outbox(outbound).await {
-                    return Ended::Lost(err);
+                if let Message::Pong(_) = &message {
+                    last_pong = Instant::now();
+                }
+                if let Some(answer) = writer.on_message(message, outbound, core) {
+                    if let Err(err) = writer.send_now(answer).await {
+                        writer.drain(&mut stream, outbound, core).await;
+                        break err;
+                    }
                 }
             }
             _ = ping.tick() => {
                 let silent = last_pong.elapsed();
                 if silent >= config.ping_interval * 2 {
-                    return Ended::Lost(format!(
+                    break format!(
                         "no pong for {} ms (two ping intervals); the link is dead",
                         silent.as_millis()
-                    ));
+                    );
                 }
                 if let Err(err) = writer.ping().await {
-                    return Ended::Lost(err);
+                    writer.drain(&mut stream, outbound, core).await;
+                    break err;
                 }
             }
+            () = std::future::ready(()), if can_write => {
+                if let Err(err) = writer.write_batch(outbound, BATCH_FRAMES, WINDOW_FRAMES).await {
+                    writer.drain(&mut stream, outbound, core).await;
+                    break err;
+                }
+            }
+            // Nothing to write (or the window is full): wait for a new frame.
+            () = outbound.stored(), if !can_write => {}
         }
-    }
+    };
+    Ended::Lost(why)
 }
 
 struct Writer<'a, S> {
@@ -302,28 +310,95 @@ impl<S> Writer<'_, S>
 where
     S: futures_util::Sink<Message, Error = tokio_tungstenite::tungstenite::Error> + Unpin,
 {
-    /// Write everything pending, then a confirming ping.
-    async fn flush_outbox(&mut self, outbound: &Outbound) -> Result<(), String> {
+    /// Write up to `batch` pending frames (fewer if the window is nearly
+    /// full), then a ping whose pong confirms them.
+    async fn write_batch(
+        &mut self,
+        outbound: &Outbound,
+        batch: usize,
+        window: usize,
+    ) -> Result<(), String> {
+        let frames = outbound.lock().take_batch(batch, window);
+        self.write_frames(frames).await
+    }
+
+    /// Write everything pending, in batches, each followed by a ping (used
+    /// on shutdown, where the window does not matter any more).
+    async fn write_all(&mut self, outbound: &Outbound) -> Result<(), String> {
         loop {
-            let batch = outbound.lock().take_pending();
-            let Some(last) = batch.last() else {
+            let frames = outbound.lock().take_batch(BATCH_FRAMES, usize::MAX);
+            if frames.is_empty() {
                 return Ok(());
-            };
-            let last_id = last.id;
-            for entry in batch {
-                self.sink
-                    .feed(Message::text(entry.text))
-                    .await
-                    .map_err(|err| format!("write failed: {err}"))?;
             }
+            self.write_frames(frames).await?;
+        }
+    }
+
+    async fn write_frames(&mut self, frames: Vec<super::outbox::Entry>) -> Result<(), String> {
+        let Some(last) = frames.last() else {
+            return Ok(());
+        };
+        let last_id = last.id;
+        for entry in frames {
             self.sink
-                .flush()
+                .feed(Message::text(entry.text))
                 .await
                 .map_err(|err| format!("write failed: {err}"))?;
-            self.last_written = last_id;
-            tracing::debug!(last_id, "frames written; asking for a pong to confirm");
-            self.ping().await?;
         }
+        self.sink
+            .flush()
+            .await
+            .map_err(|err| format!("write failed: {err}"))?;
+        self.last_written = last_id;
+        tracing::debug!(last_id, "frames written; asking for a pong to confirm");
+        self.ping().await
+    }
+
+    /// Handle one message other than Close; returns the error frame to
+    /// answer with, if any.
+    fn on_message(
+        &mut self,
+        message: Message,
+        outbound: &Outbound,
+        core: &dyn CoreLink,
+    ) -> Option<OutFrame> {
+        match message {
+            Message::Text(text) => handle_text(text.as_str(), core),
+            Message::Binary(data) => {
+                tracing::warn!(len = data.len(), "binary frame from the bridge refused");
+                Some(OutFrame::error(
+                    "binary frames are not supported; send JSON text frames",
+                ))
+            }
+            Message::Pong(payload) => {
+                self.on_pong(&payload, outbound);
+                None
+            }
+            // tungstenite queues the pong itself and flushes it on the next read.
+            Message::Ping(_) | Message::Close(_) | Message::Frame(_) => None,
+        }
+    }
+
+    /// A write failed: the bridge may still have sent things before it went
+    /// away (pongs confirming frames, inbound events). Read what is already
+    /// here, briefly, so confirmed frames are not sent again and events are
+    /// not lost.
+    async fn drain<R>(&mut self, stream: &mut R, outbound: &Outbound, core: &dyn CoreLink)
+    where
+        R: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>>
+            + Unpin,
+    {
+        let _ = tokio::time::timeout(DRAIN_AFTER_WRITE_ERROR, async {
+            while let Some(Ok(message)) = stream.next().await {
+                if let Message::Close(_) = message {
+                    break;
+                }
+                if let Some(OutFrame::Error { reason }) = self.on_message(message, outbound, core) {
+                    tracing::warn!("cannot answer the bridge (connection lost): {reason}");
+                }
+            }
+        })
+        .await;
     }
 
     async fn ping(&mut self) -> Result<(), String> {
@@ -370,7 +445,7 @@ where
             + Unpin,
     {
         let goodbye = async {
-            self.flush_outbox(outbound).await?;
+            self.write_all(outbound).await?;
             let frame = CloseFrame {
                 code: CloseCode::Normal,
                 reason: "plugin shutting down".into(),

@@ -16,6 +16,11 @@
 //! * a frame written but not confirmed when the connection ends goes back to
 //!   the front of the queue ([`Outbox::connection_lost`]) and is written
 //!   again, with the same `seq`, after the next `hello`;
+//! * frames go out in small batches, each with its own ping, and only so
+//!   many may be unconfirmed at once (the client's window): a bridge that
+//!   dies mid-stream has confirmed all but the last batch it read, so even a
+//!   bridge that keeps dying drains the backlog instead of being sent the
+//!   same frames forever;
 //! * so a frame is never lost while the plugin runs, and a duplicate can only
 //!   be a frame the bridge had read but whose pong never made it back — same
 //!   `seq`, same bytes, which the bridge drops.
@@ -210,12 +215,26 @@ impl Outbox {
         self.connected = true;
     }
 
-    /// Everything not yet written on this connection, in order; from now on
-    /// it counts as in flight until a pong confirms it.
-    pub fn take_pending(&mut self) -> Vec<Entry> {
-        let batch: Vec<Entry> = self.pending.drain(..).collect();
+    /// Whether a write may start: something is pending and fewer than
+    /// `window` frames are written-but-unconfirmed.
+    pub fn can_write(&self, window: usize) -> bool {
+        !self.pending.is_empty() && self.in_flight.len() < window
+    }
+
+    /// The next frames to write on this connection, in order: at most `max`,
+    /// and no more than keep the unconfirmed count within `window`. From now
+    /// on they count as in flight until a pong confirms them.
+    pub fn take_batch(&mut self, max: usize, window: usize) -> Vec<Entry> {
+        let room = window.saturating_sub(self.in_flight.len());
+        let n = max.min(room).min(self.pending.len());
+        let batch: Vec<Entry> = self.pending.drain(..n).collect();
         self.in_flight.extend(batch.iter().cloned());
         batch
+    }
+
+    /// Everything not yet written on this connection (see [`Self::take_batch`]).
+    pub fn take_pending(&mut self) -> Vec<Entry> {
+        self.take_batch(usize::MAX, usize::MAX)
     }
 
     /// The bridge's WebSocket stack has read every frame up to `id`.
@@ -299,6 +318,25 @@ mod tests {
         assert_eq!(o.confirm(u64::MAX), 4);
         assert!(o.is_empty());
         assert_eq!(o.bytes(), 0);
+    }
+
+    #[test]
+    fn batches_respect_the_window_of_unconfirmed_frames() {
+        let mut o = Outbox::new(OutboxLimits::default());
+        for i in 0..10 {
+            o.push_reply(&reply(&i.to_string())).unwrap();
+        }
+        assert!(o.can_write(4));
+        let first = o.take_batch(3, 4);
+        assert_eq!(texts(&first), ["0#1", "1#2", "2#3"]);
+        // Only one more fits in a window of 4.
+        assert_eq!(texts(&o.take_batch(3, 4)), ["3#4"]);
+        assert!(!o.can_write(4));
+        assert!(o.take_batch(3, 4).is_empty());
+        // A pong for the first batch opens the window again.
+        o.confirm(first[2].id);
+        assert!(o.can_write(4));
+        assert_eq!(texts(&o.take_batch(8, 4)), ["4#5", "5#6", "6#7"]);
     }
 
     #[test]
