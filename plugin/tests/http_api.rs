@@ -351,8 +351,11 @@ async fn bodies_over_one_mib_are_refused_with_413() {
     let chunk = vec![b' '; 64 * 1024];
     let chunks =
         futures_util::stream::iter((0..20).map(move |_| Ok::<_, std::io::Error>(chunk.clone())));
-    let r = p
-        .authed(Method::POST, "/inject")
+    // A client of its own: the server closes this connection after refusing,
+    // and a pooled connection must not be reused by the next request.
+    let r = reqwest::Client::new()
+        .post(p.url("/inject"))
+        .bearer_auth(&p.secret)
         .body(reqwest::Body::wrap_stream(chunks))
         .send()
         .await;

@@ -165,9 +165,19 @@ async fn pushes_before_initialized_arrive_after_tools_list_in_order() {
     assert!(init.get("result").is_some());
     p.inject_ok(json!({"content": "second"})).await;
     p.mcp.expect_no_frame(Duration::from_millis(300)).await;
-    p.mcp.notify("notifications/initialized", json!({})).await;
+    // initialized and tools/list in one write, as a fast client sends them
+    // (no timing window for the 1 s no-tools/list fallback to fire).
+    let mut opening = serde_json::to_vec(&support::notification(
+        "notifications/initialized",
+        json!({}),
+    ))
+    .unwrap();
+    opening.push(b'\n');
+    opening.extend(serde_json::to_vec(&request(1, "tools/list", json!({}))).unwrap());
+    opening.push(b'\n');
+    p.mcp.send_raw(&opening).await;
+    // Held or already flowing: either way it must come after the others.
     p.inject_ok(json!({"content": "third"})).await;
-    p.mcp.send(&request(1, "tools/list", json!({}))).await;
     // Strict order on the wire: the response, then the held events.
     let f = p.mcp.expect_frame(TIMEOUT).await;
     assert_eq!(f["id"], 1, "tools/list response must come first: {f}");

@@ -259,7 +259,10 @@ async fn oversized_line_is_refused_and_the_session_goes_on() {
 
 #[tokio::test]
 async fn pushes_before_ready_are_held_then_flushed_in_order_after_tools_list() {
-    let mut h = start(CoreConfig::new("test"));
+    let mut config = CoreConfig::new("test");
+    // Far away, so a stalled test machine cannot trigger it mid-test.
+    config.ready_fallback = Duration::from_secs(60);
+    let mut h = start(config);
     let first = h.handle.push(event("one")).unwrap();
     let init = h
         .request(
