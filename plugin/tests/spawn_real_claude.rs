@@ -112,6 +112,17 @@ fn pgid_from(seen: &[String]) -> i32 {
 /// (offline the real one skips it: channels are unavailable), then records the
 /// first key it receives. The real dialog cannot be shown without an account.
 fn dialog_claude(dir: &std::path::Path) -> std::path::PathBuf {
+    dialog_claude_with(dir, false)
+}
+
+/// With `ignore_first`, the first key is swallowed without a redraw (as a
+/// dialog that is not listening yet would).
+fn dialog_claude_with(dir: &std::path::Path, ignore_first: bool) -> std::path::PathBuf {
+    let swallow = if ignore_first {
+        "dd bs=1 count=1 >/dev/null 2>&1\n"
+    } else {
+        ""
+    };
     let keys = dir.join("keys");
     script(
         &dir.join("claude"),
@@ -124,13 +135,14 @@ printf -- '--dangerously-load-development-channels is for local channel developm
 printf 'Please use --channels to run a list of approved channels.\r\nChannels: server:synthesis\r\n\r\n'
 printf '\033[36m\342\235\257 1.\033[1CI am using this for local development\033[39m\r\n  2. Exit\r\n'
 stty raw -echo
-key=$(dd bs=1 count=1 2>/dev/null)
+{swallow}key=$(dd bs=1 count=1 2>/dev/null)
 printf '%s' "$key" > {keys}
 printf '\033[2J\033[1;1H> ready\r\n'
 sleep 30
 "#,
             argv = dir.join("argv").display(),
-            keys = keys.display()
+            keys = keys.display(),
+            swallow = swallow
         ),
     )
 }
@@ -478,4 +490,43 @@ fn exit_with_parent_stops_claude_when_the_parent_dies() {
     assert!(text.contains("parent process exited"), "{text}");
     let pgid = pgid_from(&text.lines().map(str::to_owned).collect::<Vec<_>>());
     assert!(!group_alive(pgid), "claude's group {pgid} outlived spawn");
+}
+
+#[test]
+fn presses_enter_when_the_dialog_ignores_the_digit() {
+    let dir = tempfile::tempdir().unwrap();
+    let claude = dialog_claude_with(dir.path(), true);
+    let mut child = spawn_cmd(
+        &claude,
+        dir.path(),
+        &[
+            "--accept-development-channels-warning",
+            "--max-restarts",
+            "0",
+            "--debug-file",
+        ],
+    )
+    .arg(dir.path().join("debug.txt"))
+    .env("HOME", dir.path())
+    .spawn()
+    .unwrap();
+    let _stop = StopOnDrop(child.id() as i32);
+    let rx = stderr_lines(&mut child);
+    let mut seen = Vec::new();
+    let pressed = until(
+        &rx,
+        &mut seen,
+        "pressing Enter on the dialog",
+        Duration::from_secs(30),
+    );
+    assert!(pressed.is_some(), "{}", seen.join("\n"));
+    assert!(
+        wait_until(Duration::from_secs(10), || std::fs::read_to_string(
+            dir.path().join("keys")
+        )
+        .is_ok_and(|k| k == "\r")),
+        "the dialog did not get Enter"
+    );
+    sigterm(&child);
+    assert!(wait_exit(&mut child, Duration::from_secs(30)).success());
 }

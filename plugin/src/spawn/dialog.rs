@@ -27,6 +27,9 @@ pub const DIALOG_TITLE: &str = "WARNING: Loading development channels";
 pub const ACCEPT_LABEL: &str = "I am using this for local development";
 /// Keys that pick "I am using this for local development" in the select list.
 pub const ACCEPT_KEYS: &[u8] = b"1";
+/// Enter: picks the focused option, which is the accepting one (first, focused
+/// by default). Sent only when claude did not react to [`ACCEPT_KEYS`].
+pub const FALLBACK_KEYS: &[u8] = b"\r";
 /// Keys that answer the screen-reader (`Enter y/n:`) variant.
 pub const ACCEPT_KEYS_YES_NO: &[u8] = b"y\r";
 

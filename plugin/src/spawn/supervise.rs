@@ -25,6 +25,8 @@ const HEALTHY_RUN: Duration = Duration::from_secs(60);
 const SCREEN_KEEP: usize = 32 * 1024;
 /// Give Ink a moment to attach its key handler after drawing the dialog.
 const ANSWER_DELAY: Duration = Duration::from_millis(700);
+/// How long to wait for a redraw after typing the answer before pressing Enter.
+const ENTER_FALLBACK_AFTER: Duration = Duration::from_secs(4);
 /// Times the dialog may reappear after an answer before we give up.
 const MAX_ANSWERS: u32 = 3;
 
@@ -190,6 +192,9 @@ impl Supervisor {
         let mut screen = String::new();
         let mut answers = 0u32;
         let mut last_answer: Option<Instant> = None;
+        // When claude does not redraw after our `1`, press Enter (which also
+        // picks the focused first option) once.
+        let mut enter_fallback: Option<tokio::time::Instant> = None;
         let accept = self.args.accept_development_channels_warning;
         let stop_timeout = secs(self.args.stop_timeout);
         let (term, int) = (
@@ -217,8 +222,16 @@ impl Supervisor {
                     stop_group(pgid, &mut exited, stop_timeout).await;
                     break RunEnd::Stopped("parent exit");
                 }
+                _ = sleep_until_opt(enter_fallback), if enter_fallback.is_some() => {
+                    enter_fallback = None;
+                    tracing::warn!("spawn: claude did not redraw after the answer; pressing Enter on the dialog");
+                    if let Err(err) = keys.write_all(dialog::FALLBACK_KEYS) {
+                        tracing::error!("spawn: cannot type into claude's terminal: {err}");
+                    }
+                }
                 ev = rx.recv(), if pty_open => match ev {
                     Some(PtyEvent::Output(bytes)) => {
+                        enter_fallback = None;
                         screen.push_str(&strip_terminal_codes(&String::from_utf8_lossy(&bytes)));
                         trim_front(&mut screen, SCREEN_KEEP);
                         let kind = dialog::classify(&screen);
@@ -267,6 +280,9 @@ impl Supervisor {
                         } else {
                             answers += 1;
                             last_answer = Some(Instant::now());
+                            if kind == Screen::DevChannelsDialog {
+                                enter_fallback = Some(tokio::time::Instant::now() + ENTER_FALLBACK_AFTER);
+                            }
                             tracing::info!(
                                 "spawn: accepted the development-channels warning (typed {:?}: \"{}\")",
                                 String::from_utf8_lossy(keys_to_send),
@@ -318,6 +334,13 @@ fn read_pty(mut master: std::fs::File, log: Option<PathBuf>, tx: mpsc::Unbounded
         }
     }
     let _ = tx.send(PtyEvent::Closed);
+}
+
+async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Resolves once our parent is no longer `parent` (we were re-parented);
