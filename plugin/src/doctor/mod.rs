@@ -27,7 +27,7 @@ Examples:
   channel-plugin doctor
 
   # One session, with the debug log you gave claude yourself:
-  channel-plugin doctor --session-id 8c0c3a5e-3d7e-4f55-9a8e-1f7f2b3c4d5e --debug-file /tmp/claude-debug.txt
+  channel-plugin doctor --session-id UUID --debug-file /tmp/claude-debug.txt
 
   # Explain a debug log from a ws/spawn session (no discovery file):
   channel-plugin doctor --debug-file ~/.claude/debug/<session-id>.txt --name synthesis
@@ -36,7 +36,8 @@ Examples:
   channel-plugin doctor --prune
 
 Sample diagnosis:
-  ✘ gate for server \"channel\": server channel not in --channels list for this session
+  ✘ gate for server \"channel\": Channel notifications skipped (gate check 6 of 7): server
+    channel not in --channels list for this session
       means: Claude Code connected to \"channel\" and accepted it as a channel server, but ...
       fix:   Start claude with `--dangerously-load-development-channels server:channel` ...
 
