@@ -42,6 +42,7 @@ pub struct RunResult {
 }
 
 pub async fn run(plan: &Plan) -> anyhow::Result<RunResult> {
+    let run_id = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
     let mut ctxs = Vec::new();
     for profile in &plan.profiles {
         let version = Version::parse(&profile.version).with_context(|| {
@@ -57,6 +58,7 @@ pub async fn run(plan: &Plan) -> anyhow::Result<RunResult> {
             trigger: plan.trigger.clone(),
             fixtures: plan.fixtures.clone(),
             timeouts: plan.timeouts,
+            run_id: run_id.clone(),
         });
     }
     // Two phases. Timing-sensitive shutdown sessions run last and with at
@@ -99,6 +101,8 @@ pub async fn run(plan: &Plan) -> anyhow::Result<RunResult> {
             outcomes.push(joined.context("a scenario task panicked")?);
         }
     }
+
+    crate::trigger::cleanup(&plan.trigger, &run_id);
 
     let mut results = Vec::new();
     let mut harness_errors = Vec::new();

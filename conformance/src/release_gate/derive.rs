@@ -80,6 +80,8 @@ pub struct Observed {
     /// from the interactive run).
     pub discover_caps_by_entrypoint: BTreeMap<String, Value>,
     pub discover_timeout_ms: Option<i64>,
+    /// Whether a second start in the same HOME skipped the probe after it went unanswered.
+    pub unanswered_probe_remembered: Option<bool>,
     /// Whether `MCP_PROTOCOL_NEGOTIATION=legacy` suppressed the probe.
     pub discover_disabled_by_env: Option<bool>,
     pub tools_call: Option<Value>,
@@ -186,6 +188,10 @@ pub fn observe(recs: &BTreeMap<String, Vec<Value>>) -> anyhow::Result<Observed> 
         if let (Some(d), Some(i)) = (disc, init) {
             o.discover_timeout_ms = Some(i - d);
         }
+    }
+    if let Some(second) = recs.get("mcp-list.discover-silent-second-start") {
+        o.unanswered_probe_remembered =
+            Some(!recvs(second).any(|(f, _)| f["method"] == "server/discover"));
     }
     if let Some(env) = recs.get("mcp-list.negotiation-legacy-env") {
         let probed = recvs(env).any(|(f, _)| f["method"] == "server/discover");

@@ -77,6 +77,28 @@ pub fn scenarios() -> Vec<Scenario> {
             vec![],
             60,
         ),
+        // A second start in the same HOME after -32601: is the refusal remembered too?
+        Scenario {
+            warm_up_runs: 1,
+            ..s(
+                "mcp-list.discover-error-second-start",
+                Mode::McpList,
+                DiscoverAnswer::Error,
+                vec![],
+                60,
+            )
+        },
+        // The same, started a second time in the same HOME: is the unanswered probe remembered?
+        Scenario {
+            warm_up_runs: 1,
+            ..s(
+                "mcp-list.discover-silent-second-start",
+                Mode::McpList,
+                DiscoverAnswer::Silent,
+                vec![],
+                60,
+            )
+        },
         s(
             "mcp-list.negotiation-legacy-env",
             Mode::McpList,

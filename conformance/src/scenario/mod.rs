@@ -29,6 +29,8 @@ pub struct Ctx {
     pub trigger: TriggerSpec,
     pub fixtures: PathBuf,
     pub timeouts: Timeouts,
+    /// Short random id of this run (keeps concurrent runs' directories apart).
+    pub run_id: String,
 }
 
 /// How long the suite waits for things. Generous: CI machines are busy.
@@ -54,8 +56,9 @@ impl Default for Timeouts {
 }
 
 impl Ctx {
+    /// `<run id>/<version>-<session>`: unique per run and session.
     pub fn label(&self, scenario: &str) -> String {
-        format!("{}-{scenario}", self.version)
+        format!("{}/{}-{scenario}", self.run_id, self.version)
     }
 
     /// Prepares the trigger and spawns the plugin for one session.

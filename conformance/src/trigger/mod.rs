@@ -285,14 +285,35 @@ impl Outside {
 /// A fresh per-session directory for `{dir}` when the trigger has none of
 /// its own (a trigger file, a reply log...).
 fn scratch_dir(label: &str) -> anyhow::Result<PathBuf> {
-    let dir = std::env::temp_dir()
-        .join(format!("channel-conformance-{}", std::process::id()))
-        .join(label);
+    let dir = scratch_root().join(label);
     if dir.exists() {
         std::fs::remove_dir_all(&dir)?;
     }
     std::fs::create_dir_all(&dir)?;
     Ok(dir)
+}
+
+/// Where per-session scratch directories live: `<tmp>/channel-conformance/`.
+/// Labels start with the run id, so concurrent runs never collide.
+pub fn scratch_root() -> PathBuf {
+    std::env::temp_dir().join("channel-conformance")
+}
+
+/// Removes what a run left in its directories (scratch dirs and, for
+/// http-discovery, the per-session discovery dirs; plugins delete their
+/// own discovery files on exit).
+pub fn cleanup(spec: &TriggerSpec, run_id: &str) {
+    let mut dirs = vec![scratch_root().join(run_id)];
+    if let TriggerSpec::HttpDiscovery { dir } = spec {
+        dirs.push(dir.join(run_id));
+    }
+    for d in dirs {
+        if d.exists() {
+            if let Err(e) = std::fs::remove_dir_all(&d) {
+                tracing::warn!("cannot clean up {}: {e}", d.display());
+            }
+        }
+    }
 }
 
 /// POSIX single-quote quoting for `sh -c`.

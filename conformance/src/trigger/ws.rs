@@ -38,7 +38,7 @@ pub(super) async fn prepare(label: &str) -> anyhow::Result<Prepared> {
         .context("binding the WebSocket bridge")?;
     let addr = listener.local_addr()?;
     let url = format!("ws://127.0.0.1:{}/bridge", addr.port());
-    let openclaw_session = format!("conformance-{label}");
+    let openclaw_session = format!("conformance-{}", label.replace('/', "-"));
     let claude_session = uuid::Uuid::new_v4().to_string();
 
     let current: Arc<Mutex<Option<FrameSender>>> = Arc::default();
