@@ -35,7 +35,9 @@ fn answer(request: &Value) -> Option<Value> {
         "tools/list" => json!({"jsonrpc": "2.0", "id": id, "result": {"tools": [{
             "name": "reply", "inputSchema": {"type": "object"}}]}}),
         "ping" => json!({"jsonrpc": "2.0", "id": id, "result": {}}),
-        _ => json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32601, "message": "Method not found"}}),
+        _ => {
+            json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32601, "message": "Method not found"}})
+        }
     })
 }
 
@@ -45,7 +47,10 @@ fuzz_target!(|data: &[u8]| {
         // Small cap, so the over-long-line path runs too.
         profile.stdout.max_line_bytes = 256;
     }
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let (client_io, server_io) = tokio::io::duplex(1 << 20);
         let (client_read, client_write) = tokio::io::split(client_io);
@@ -74,21 +79,35 @@ fuzz_target!(|data: &[u8]| {
             }
         });
 
-        let mut session = Session::connect(&profile, LaunchOptions::dev("zoo", vec![]), client_read, client_write);
-        session.handshake().await.expect("the in-process server answers the handshake");
+        let mut session = Session::connect(
+            &profile,
+            LaunchOptions::dev("zoo", vec![]),
+            client_read,
+            client_write,
+        );
+        session
+            .handshake()
+            .await
+            .expect("the in-process server answers the handshake");
         go_tx.send(()).unwrap();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
         while session.is_alive() {
-            assert!(tokio::time::Instant::now() < deadline, "the reader did not reach the end of input");
-            tokio::time::sleep(Duration::from_millis(1)).await;
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the reader did not reach the end of input"
+            );
+            tokio::task::yield_now().await;
         }
         let rules = &session.profile().render;
         while let Ok(turn) = session.next_turn(Duration::ZERO).await {
             if turn.batched {
                 continue;
             }
-            let [event] = turn.events.as_slice() else { panic!("unbatched turn with {} events", turn.events.len()) };
-            let parsed = parse_turn(rules, &turn.text).unwrap_or_else(|| panic!("turn does not parse: {:?}", turn.text));
+            let [event] = turn.events.as_slice() else {
+                panic!("unbatched turn with {} events", turn.events.len())
+            };
+            let parsed = parse_turn(rules, &turn.text)
+                .unwrap_or_else(|| panic!("turn does not parse: {:?}", turn.text));
             assert_eq!(parsed.source, event.source);
             assert_eq!(parsed.attributes, event.meta);
             assert_eq!(parsed.content, render_content(rules, &event.content));

@@ -13,14 +13,20 @@
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use mock_claude::render::{find_tag_openers, neutralise, parse_turn, render_content, render_event, ParsedTurn};
+use mock_claude::render::{
+    find_tag_openers, neutralise, parse_turn, render_content, render_event, ParsedTurn,
+};
 use mock_claude::{fixtures_dir, Profile};
 
 fn profiles() -> &'static Vec<Profile> {
     static P: OnceLock<Vec<Profile>> = OnceLock::new();
     P.get_or_init(|| {
         let all = Profile::all(fixtures_dir()).expect("profiles load");
-        assert!(!all.is_empty(), "no profiles under {}", fixtures_dir().display());
+        assert!(
+            !all.is_empty(),
+            "no profiles under {}",
+            fixtures_dir().display()
+        );
         all
     })
 }
@@ -36,7 +42,11 @@ fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
     let mut fields: Vec<&str> = text.split('\0').collect();
     let content = fields.pop().unwrap_or_default();
-    let source = if fields.is_empty() { "zoo" } else { fields.remove(0) };
+    let source = if fields.is_empty() {
+        "zoo"
+    } else {
+        fields.remove(0)
+    };
     let meta: Vec<(String, String)> = fields
         .chunks(2)
         .filter(|pair| pair.len() == 2 && key_kept(pair[0]))
@@ -65,7 +75,12 @@ fuzz_target!(|data: &[u8]| {
                 "profile {}: a covered tag survived neutralisation: {once:?}",
                 profile.version()
             );
-            assert_eq!(neutralise(n, &once), once, "profile {}: not idempotent", profile.version());
+            assert_eq!(
+                neutralise(n, &once),
+                once,
+                "profile {}: not idempotent",
+                profile.version()
+            );
         }
     }
 });
