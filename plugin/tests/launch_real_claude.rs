@@ -141,6 +141,28 @@ fn launch_under_a_pty_reaches_the_availability_gate() {
     let Some(claude) = real_claude("launch_under_a_pty_reaches_the_availability_gate") else {
         return;
     };
+    launch_reaches_the_gate(&claude, true);
+}
+
+/// Extra coverage: the oldest release with channels, when it is installed
+/// next to 2.1.330 (`npm install --prefix ~/.cache/claude-code/2.1.80
+/// @anthropic-ai/claude-code@2.1.80`); a loud skip otherwise.
+#[test]
+fn launch_reaches_the_gate_on_the_first_channels_release() {
+    let claude = std::path::PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
+        .join(".cache/claude-code/2.1.80/node_modules/.bin/claude");
+    if !claude.is_file() {
+        eprintln!(
+            "\n!!!!!!!! SKIPPED launch_reaches_the_gate_on_the_first_channels_release: {} not installed !!!!!!!!\n",
+            claude.display()
+        );
+        return;
+    }
+    launch_reaches_the_gate(&claude, false);
+}
+
+/// `reports_era`: releases from 2.1.250 log the negotiated protocol era.
+fn launch_reaches_the_gate(claude: &std::path::Path, reports_era: bool) {
     let home = OfflineHome::new();
     let sid = uuid::Uuid::new_v4().to_string();
     let disc = home.path("channels");
@@ -148,7 +170,7 @@ fn launch_under_a_pty_reaches_the_availability_gate() {
     cmd.args(["--foreground", "120"])
         .arg(plugin_bin())
         .args(["launch", "--claude"])
-        .arg(&claude)
+        .arg(claude)
         .arg("--cwd")
         .arg(&home.project)
         .args(["--session-id", &sid, "--discovery-dir"])
@@ -170,8 +192,10 @@ fn launch_under_a_pty_reaches_the_availability_gate() {
         Duration::from_secs(5),
     )
     .unwrap();
+    // Releases before the era existed (2.1.80) do not report one.
     assert!(
-        connected.contains(r#""protocolEra":"legacy""#),
+        connected.contains(r#""protocolEra":"legacy""#)
+            || (!reports_era && !connected.contains("protocolEra")),
         "{connected}"
     );
     eprintln!("observed gate line: {gate}");
