@@ -333,19 +333,38 @@ async fn bad_bodies_and_meta_are_refused_with_reasons() {
 #[tokio::test]
 async fn bodies_over_one_mib_are_refused_with_413() {
     let p = HttpPlugin::start(&[]).await;
-    // Declared too large: refused from the headers, before any body is sent.
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", p.port)).unwrap();
-    stream.set_read_timeout(Some(TIMEOUT)).unwrap();
-    write!(
-        stream,
-        "POST /inject HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: 2000000\r\n\r\n",
-        p.port, p.secret
-    )
-    .unwrap();
-    let mut head = [0u8; 64];
-    let n = stream.read(&mut head).unwrap();
-    let head = String::from_utf8_lossy(&head[..n]);
-    assert!(head.starts_with("HTTP/1.1 413"), "{head}");
+    // Declared too large: refused from the headers, before any body is sent,
+    // when the client waits for `100 Continue` or declares more than the
+    // drain limit (8 MiB).
+    for extra in [
+        "Expect: 100-continue\r\nContent-Length: 2000000",
+        "Content-Length: 100000000",
+    ] {
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", p.port)).unwrap();
+        stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+        write!(
+            stream,
+            "POST /inject HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\n{extra}\r\n\r\n",
+            p.port, p.secret
+        )
+        .unwrap();
+        let mut head = [0u8; 64];
+        let n = stream.read(&mut head).unwrap();
+        let head = String::from_utf8_lossy(&head[..n]);
+        assert!(head.starts_with("HTTP/1.1 413"), "{extra}: {head}");
+    }
+
+    // Declared just over the cap and sent at once (as curl does for small
+    // bodies): the body is drained, so the client reads a 413, not a reset.
+    let over = vec![b' '; 1024 * 1024 + 1];
+    let r = reqwest::Client::new()
+        .post(p.url("/inject"))
+        .bearer_auth(&p.secret)
+        .body(over)
+        .send()
+        .await
+        .expect("a 413 response, not a broken connection");
+    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
 
     // Streamed (chunked) past the limit: refused once it crosses 1 MiB.
     let chunk = vec![b' '; 64 * 1024];
@@ -359,21 +378,16 @@ async fn bodies_over_one_mib_are_refused_with_413() {
         .body(reqwest::Body::wrap_stream(chunks))
         .send()
         .await;
-    match r {
-        Ok(r) => {
-            assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
-            let err: Value = r.json().await.unwrap();
-            assert!(
-                err["error"]
-                    .as_str()
-                    .unwrap()
-                    .contains("1048576 byte limit"),
-                "{err}"
-            );
-        }
-        // The server may close the connection while the client still sends.
-        Err(e) => assert!(e.is_request() || e.is_body(), "{e}"),
-    }
+    let r = r.expect("a 413 response: the refused body is drained");
+    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let err: Value = r.json().await.unwrap();
+    assert!(
+        err["error"]
+            .as_str()
+            .unwrap()
+            .contains("1048576 byte limit"),
+        "{err}"
+    );
     // Just under the limit is fine.
     let content = "y".repeat(1024 * 1024 - 100);
     let r = p.inject(json!({ "content": content })).await;

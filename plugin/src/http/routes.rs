@@ -6,13 +6,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use futures_util::StreamExt;
 use serde_json::{json, Map, Value};
 
 use super::auth::{check_host, check_origin, check_secret, Secret};
@@ -23,6 +23,11 @@ use crate::mcp::CoreHandle;
 
 /// Largest accepted request body.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// A refused body is read and discarded up to this size (see
+/// `refuse_declared_oversize`); beyond it the connection is just closed.
+pub const DRAIN_LIMIT_BYTES: usize = 8 * 1024 * 1024;
+/// Time allowed to receive a request body (and to drain a refused one).
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// `chat_id` of an injected event that names none.
 pub const DEFAULT_CHAT_ID: &str = "inject";
 
@@ -43,6 +48,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/sse", get(sse))
         .route("/events", get(sse))
         .route("/permission", post(permission))
+        // Layers run bottom-up: the secret is checked before any body work.
+        .route_layer(middleware::from_fn(refuse_declared_oversize))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             require_secret,
@@ -51,8 +58,6 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/status", get(status))
         .merge(authed)
         .fallback(not_found)
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(middleware::from_fn(refuse_declared_oversize))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             require_loopback_names,
@@ -73,22 +78,98 @@ async fn require_loopback_names(State(st): Shared, request: Request, next: Next)
     next.run(request).await
 }
 
-/// A body declared larger than the cap is refused from its headers, before a
-/// byte of it is read (the extractor's limit covers chunked bodies).
+/// A body declared larger than the cap is refused from its headers: never
+/// buffered. A client that asked `Expect: 100-continue`, or declared more than
+/// [`DRAIN_LIMIT_BYTES`], is answered at once (and the connection closed).
+/// Otherwise the body is read and discarded first, so a client that sends it
+/// without waiting (curl, most libraries) gets the 413 instead of a broken
+/// pipe from a socket closed under it.
 async fn refuse_declared_oversize(request: Request, next: Next) -> Response {
     let declared = request
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if let Some(len) = declared.filter(|&len| len > MAX_BODY_BYTES as u64) {
-        tracing::warn!(path = %request.uri().path(), len, "413: declared body too large");
-        return error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("request body of {len} bytes exceeds the {MAX_BODY_BYTES} byte limit"),
-        );
+    let Some(len) = declared.filter(|&len| len > MAX_BODY_BYTES as u64) else {
+        return next.run(request).await;
+    };
+    let path = request.uri().path().to_string();
+    tracing::warn!(path, len, "413: declared body too large");
+    let expects_continue = request
+        .headers()
+        .get(header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    if !expects_continue && len <= DRAIN_LIMIT_BYTES as u64 {
+        drain(request.into_body()).await;
     }
-    next.run(request).await
+    error(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("request body of {len} bytes exceeds the {MAX_BODY_BYTES} byte limit"),
+    )
+}
+
+/// Read and discard a refused body, up to [`DRAIN_LIMIT_BYTES`] and
+/// [`DRAIN_TIMEOUT`]; memory stays at one chunk.
+async fn drain(body: Body) {
+    let mut stream = body.into_data_stream();
+    let mut total = 0usize;
+    let _ = tokio::time::timeout(DRAIN_TIMEOUT, async {
+        while let Some(Ok(chunk)) = stream.next().await {
+            total += chunk.len();
+            if total > DRAIN_LIMIT_BYTES {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
+/// Read a body of at most [`MAX_BODY_BYTES`]. Past the cap the rest is
+/// drained (bounded), then 413; the excess is never buffered.
+async fn read_capped(body: Body, route: &str) -> Result<Bytes, Response> {
+    let mut stream = body.into_data_stream();
+    let mut buf = Vec::new();
+    let mut total = 0usize;
+    let read = tokio::time::timeout(DRAIN_TIMEOUT, async {
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|err| err.to_string())?;
+            total += chunk.len();
+            if total <= MAX_BODY_BYTES {
+                buf.extend_from_slice(&chunk);
+            } else {
+                buf = Vec::new();
+                if total > DRAIN_LIMIT_BYTES {
+                    break;
+                }
+            }
+        }
+        Ok::<(), String>(())
+    })
+    .await;
+    match read {
+        Err(_) => {
+            tracing::warn!(route, "408: request body not received in time");
+            Err(error(
+                StatusCode::REQUEST_TIMEOUT,
+                "request body not received in time",
+            ))
+        }
+        Ok(Err(err)) => {
+            tracing::warn!(route, "400: cannot read the request body: {err}");
+            Err(error(
+                StatusCode::BAD_REQUEST,
+                format!("cannot read the request body: {err}"),
+            ))
+        }
+        Ok(Ok(())) if total > MAX_BODY_BYTES => {
+            tracing::warn!(route, total, "413: body too large");
+            Err(error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("request body exceeds the {MAX_BODY_BYTES} byte limit"),
+            ))
+        }
+        Ok(Ok(())) => Ok(Bytes::from(buf)),
+    }
 }
 
 async fn require_secret(State(st): Shared, request: Request, next: Next) -> Response {
@@ -114,20 +195,8 @@ async fn not_found(request: Request) -> Response {
 // The error is the response itself, returned straight to axum; boxing it
 // would only add an allocation on the refusal path.
 #[allow(clippy::result_large_err)]
-fn json_object(
-    body: Result<Bytes, BytesRejection>,
-    route: &str,
-) -> Result<Map<String, Value>, Response> {
-    let bytes = body.map_err(|rejection| {
-        let status = rejection.status();
-        let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
-            format!("request body exceeds the {MAX_BODY_BYTES} byte limit")
-        } else {
-            rejection.body_text()
-        };
-        tracing::warn!(route, "{}: {message}", status.as_u16());
-        error(status, message)
-    })?;
+async fn json_object(body: Body, route: &str) -> Result<Map<String, Value>, Response> {
+    let bytes = read_capped(body, route).await?;
     match serde_json::from_slice::<Value>(&bytes) {
         Ok(Value::Object(map)) => Ok(map),
         Ok(other) => {
@@ -159,8 +228,8 @@ fn bad_request(route: &str, message: String) -> Response {
     error(StatusCode::BAD_REQUEST, message)
 }
 
-async fn inject(State(st): Shared, body: Result<Bytes, BytesRejection>) -> Response {
-    let body = match json_object(body, "/inject") {
+async fn inject(State(st): Shared, body: Body) -> Response {
+    let body = match json_object(body, "/inject").await {
         Ok(body) => body,
         Err(response) => return response,
     };
@@ -270,7 +339,7 @@ async fn sse(State(st): Shared, headers: HeaderMap) -> Response {
         .expect("static response parts are valid")
 }
 
-async fn permission(State(st): Shared, body: Result<Bytes, BytesRejection>) -> Response {
+async fn permission(State(st): Shared, body: Body) -> Response {
     if !st.core.permission_relay() {
         tracing::warn!(route = "/permission", "404: permission relay is off");
         return error(
@@ -278,7 +347,7 @@ async fn permission(State(st): Shared, body: Result<Bytes, BytesRejection>) -> R
             VerdictError::RelayDisabled.to_string(),
         );
     }
-    let body = match json_object(body, "/permission") {
+    let body = match json_object(body, "/permission").await {
         Ok(body) => body,
         Err(response) => return response,
     };
