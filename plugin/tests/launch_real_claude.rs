@@ -228,7 +228,7 @@ fn launch_reaches_the_gate(claude: &std::path::Path, reports_era: bool) {
     assert!(report.contains("Anthropic's availability gate"), "{report}");
 
     run.stop();
-    assert!(!group_alive(run.pgid));
+    assert!(group_gone(run.pgid));
 }
 
 /// Claude Code refuses `--session-id` for an id it already has a transcript for

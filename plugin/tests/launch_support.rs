@@ -213,6 +213,12 @@ pub fn group_alive(pgid: i32) -> bool {
     unsafe { libc::kill(-pgid, 0) == 0 }
 }
 
+/// Waits (up to 15 s) for every process of the group to be gone; killed
+/// grandchildren linger as zombies until their new parent reaps them.
+pub fn group_gone(pgid: i32) -> bool {
+    wait_until(Duration::from_secs(15), || !group_alive(pgid))
+}
+
 /// Polls `path` until a line contains `needle`; returns that line.
 pub fn wait_for_line(path: &Path, needle: &str, timeout: Duration) -> Result<String, String> {
     let start = Instant::now();

@@ -211,7 +211,7 @@ fn accepts_the_dev_channels_dialog_only_when_told_to() {
     assert!(status.success(), "{status}");
     let pgid = pgid_from(&seen);
     assert!(
-        !group_alive(pgid),
+        group_gone(pgid),
         "claude's process group {pgid} outlived spawn"
     );
 
@@ -366,7 +366,7 @@ fn spawn_reaches_the_availability_gate_and_stops_the_whole_group() {
     let status = wait_exit(&mut child, Duration::from_secs(40));
     assert!(status.success(), "{status}");
     assert!(
-        !group_alive(pgid),
+        group_gone(pgid),
         "claude or the plugin outlived spawn (group {pgid})"
     );
 }
@@ -401,7 +401,7 @@ fn spawn_recognises_the_real_trust_dialog_and_stops() {
     assert_eq!(status.code(), Some(2), "{log}");
     assert!(log.contains("asking whether to trust the folder"), "{log}");
     let pgid = pgid_from(&log.lines().map(str::to_owned).collect::<Vec<_>>());
-    assert!(!group_alive(pgid));
+    assert!(group_gone(pgid));
 }
 
 /// A stand-in claude that just stays up, in its own group with a child of its
@@ -446,7 +446,7 @@ fn sigterm_stops_the_group_even_after_the_log_reader_is_gone() {
     sigterm(&child);
     let status = wait_exit(&mut child, Duration::from_secs(30));
     assert!(status.success(), "{status}");
-    assert!(!group_alive(pgid), "group {pgid} outlived spawn");
+    assert!(group_gone(pgid), "group {pgid} outlived spawn");
 }
 
 #[test]
@@ -489,7 +489,7 @@ fn exit_with_parent_stops_claude_when_the_parent_dies() {
     assert!(gone, "spawn outlived its parent:\n{text}");
     assert!(text.contains("parent process exited"), "{text}");
     let pgid = pgid_from(&text.lines().map(str::to_owned).collect::<Vec<_>>());
-    assert!(!group_alive(pgid), "claude's group {pgid} outlived spawn");
+    assert!(group_gone(pgid), "claude's group {pgid} outlived spawn");
 }
 
 #[test]
