@@ -279,3 +279,37 @@ fn missing_claude_fails_the_check() {
         "{report}"
     );
 }
+
+#[test]
+fn a_session_with_nothing_to_read_is_a_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let sid = "0b7e2f6a-1c3d-4e5f-8a9b-0c1d2e3f4a5b";
+    let args = [
+        "--skip-claude-check",
+        "--discovery-dir",
+        dir.path().to_str().unwrap(),
+        "--session-id",
+        sid,
+    ];
+    let (out, report) = doctor(&args, dir.path());
+    assert_eq!(out.status.code(), Some(1), "{report}");
+    assert!(
+        report.contains(&format!("session {sid}: no discovery file")),
+        "{report}"
+    );
+
+    // A spawn/ws session: no discovery file, but claude's debug log at the default place.
+    let debug = dir.path().join(".claude/debug");
+    std::fs::create_dir_all(&debug).unwrap();
+    std::fs::write(
+        debug.join(format!("{sid}.txt")),
+        "2026-11-21T20:55:52.246Z [DEBUG] MCP server \"synthesis\": Channel notifications registered\n",
+    )
+    .unwrap();
+    let (out, report) = doctor(&args, dir.path());
+    assert_eq!(out.status.code(), Some(0), "{report}");
+    assert!(
+        report.contains("gate for server \"synthesis\": Channel notifications registered"),
+        "{report}"
+    );
+}

@@ -149,9 +149,18 @@ pub fn diagnose(args: &DoctorArgs) -> Report {
     if sessions.is_empty() && args.debug_file.is_none() {
         match &args.session_id {
             Some(sid) => {
+                // A ws/spawn session has no discovery file; its debug log is all there is.
                 let log = paths::default_debug_log(sid);
                 if log.is_file() {
                     check_debug_log(&mut r, &log, args.name.as_deref(), true);
+                } else {
+                    r.problem(format!(
+                        "session {sid}: no discovery file in {} and no debug log at {}: the \
+                         session is not running with channel-plugin's HTTP bridge, or it was started \
+                         without --debug-file (pass the log with --debug-file)",
+                        dir.display(),
+                        log.display()
+                    ));
                 }
             }
             None => r.problem(format!(

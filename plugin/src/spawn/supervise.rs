@@ -398,6 +398,8 @@ async fn reap_group(pgid: i32) {
 async fn watch_gate(path: PathBuf, name: String) {
     let mut offset = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
     let mut partial = String::new();
+    // Claude Code writes each verdict twice in a row; report each change once.
+    let mut last: Option<(String, String)> = None;
     let mut tick = tokio::time::interval(Duration::from_millis(300));
     loop {
         tick.tick().await;
@@ -407,6 +409,13 @@ async fn watch_gate(path: PathBuf, name: String) {
         partial.push_str(&chunk);
         while let Some(nl) = partial.find('\n') {
             let line: String = partial.drain(..=nl).collect();
+            if let Some(gate) = GateLine::parse(&line) {
+                let key = (gate.server.clone(), format!("{:?}", gate.outcome));
+                if last.as_ref() == Some(&key) {
+                    continue;
+                }
+                last = Some(key);
+            }
             report_line(&line, &name);
         }
     }
