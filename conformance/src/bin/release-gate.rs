@@ -10,9 +10,14 @@ use channel_conformance::release_gate::{
 };
 
 /// The real-Claude-Code release gate. Runs a real `claude` offline (fresh HOME, fake API key,
-/// loopback fake of the Messages API) against a recording probe server.
+/// loopback fake of the Messages API) against a recording probe server and our plugin.
+/// Run it from the workspace root (paths default to fixtures/…, target/…, reports/…).
 ///
-/// Example: record 2.1.330 (installing it into ~/.cache/claude-code if needed):
+/// Example: gate the newest npm release (installing it into ~/.cache/claude-code if needed):
+///
+///   release-gate gate --version latest --install
+///
+/// Example: record 2.1.330 into the fixtures:
 ///
 ///   release-gate record --version 2.1.330 --install --out fixtures/recordings
 #[derive(Parser)]
@@ -70,10 +75,13 @@ struct GateArgs {
     /// Report directory (report.json, report.md, recordings/, the derived profile).
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Scratch directory for the sandboxes (HOME, debug logs, screens), kept for inspection.
     #[arg(long, default_value = "target/release-gate/work")]
     work: PathBuf,
+    /// Committed profiles (the derived profile is compared with these).
     #[arg(long, default_value = "fixtures/profiles")]
     profiles: PathBuf,
+    /// The profile JSON Schema.
     #[arg(long, default_value = "fixtures/schemas/profile.schema.json")]
     schema: PathBuf,
     /// channel-plugin binary; default <workspace>/target/debug/channel-plugin.
@@ -95,10 +103,13 @@ struct DeriveArgs {
     /// The release whose recordings to read.
     #[arg(long)]
     version: String,
+    /// Directory holding `<VERSION>/<SCENARIO>.ndjson`.
     #[arg(long, default_value = "fixtures/recordings")]
     recordings: PathBuf,
+    /// Committed profiles; the newest is the base for fields recordings cannot show.
     #[arg(long, default_value = "fixtures/profiles")]
     profiles: PathBuf,
+    /// The profile JSON Schema the result is validated against.
     #[arg(long, default_value = "fixtures/schemas/profile.schema.json")]
     schema: PathBuf,
     /// Write `<profiles>/claude-code-<VERSION>.json` (refuses to replace an existing profile).
@@ -117,6 +128,7 @@ struct DiffArgs {
     /// else the newest committed profile of another version.
     #[arg(long)]
     against: Option<PathBuf>,
+    /// Committed profiles to pick the default comparison from.
     #[arg(long, default_value = "fixtures/profiles")]
     profiles: PathBuf,
     /// Print Markdown instead of text.
@@ -164,7 +176,15 @@ fn claude_for(version: &str, do_install: bool) -> anyhow::Result<install::Claude
     })
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() {
+    // Errors as one readable chain, never a backtrace dump: the message names the fix.
+    if let Err(err) = run() {
+        eprintln!("release-gate: {err:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
