@@ -124,11 +124,12 @@ async fn blocked_stdout_gives_503_with_retry_after_bounded_memory_and_loses_noth
     assert_eq!(n["params"]["content"], "after");
 }
 
-/// The stdout queue is capped in *events* (4096), not bytes: with large
-/// events a blocked client makes the plugin hold up to 4096 × 1 MiB. This
-/// test injects 256 KiB events into a blocked stdout and expects the plugin
-/// to push back before holding 64 MiB. It stops on its own once 160 MiB are
-/// held, so a failure costs the machine little.
+/// Large events: the backlog must be bounded in bytes, not only in events
+/// (4096 events of up to 1 MiB would be 4 GiB). This test injects 256 KiB
+/// events into a blocked stdout and expects the plugin to push back before
+/// holding 64 MiB (the core caps the backlog at 32 MiB). It stops on its own
+/// once 160 MiB are held, so a failure costs the machine little. (Found by
+/// this suite: the first version of the core capped events only.)
 #[tokio::test]
 async fn blocked_stdout_memory_is_bounded_in_bytes_for_large_events() {
     let mut plugin = HttpPlugin::start(&[]).await;
