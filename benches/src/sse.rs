@@ -41,10 +41,7 @@ impl Parser {
         }
         if self.chunked == Some(true) {
             let mut pos = 0;
-            loop {
-                let Some(nl) = self.raw[pos..].windows(2).position(|w| w == b"\r\n") else {
-                    break;
-                };
+            while let Some(nl) = self.raw[pos..].windows(2).position(|w| w == b"\r\n") {
                 let size_text = std::str::from_utf8(&self.raw[pos..pos + nl])?;
                 let size =
                     usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)

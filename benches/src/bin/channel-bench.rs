@@ -512,14 +512,14 @@ const METRICS: &[Metric] = &[
 fn fmt(v: f64) -> String {
     if !v.is_finite() {
         "—".into()
-    } else if v >= 10_000.0 {
-        format!("{:.0}", v)
     } else if v >= 100.0 {
         format!("{v:.0}")
     } else if v >= 10.0 {
         format!("{v:.1}")
-    } else {
+    } else if v >= 0.1 || v == 0.0 {
         format!("{v:.2}")
+    } else {
+        format!("{v:.3}")
     }
 }
 
