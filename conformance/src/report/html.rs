@@ -52,6 +52,14 @@ pub fn render(report: &Report) -> String {
         s.success, s.failure, s.required_failures, s.expected_failures, s.warning, s.skipped,
         report.duration_ms, report.exit.code, escape(&report.exit.reason)
     ));
+    out.push_str(
+        "<p class=\"small\">Legend: <span class=\"SUCCESS\">SUCCESS</span> \
+         <span class=\"FAILURE\">FAILURE of a required check</span> \
+         <span class=\"WARNING\">WARNING (or failure of a recommended check)</span> \
+         <span class=\"EXPECTED\">expected failure (baseline)</span> \
+         <span class=\"SKIPPED\">SKIPPED (hover for the reason)</span>. \
+         Click a failure for its details and transcript excerpt.</p>\n",
+    );
     out.push_str("<table><thead><tr><th>check</th><th>scenario</th>");
     for p in &report.profiles {
         out.push_str(&format!(
