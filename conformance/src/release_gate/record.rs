@@ -364,3 +364,47 @@ pub fn read_dir(dir: &Path) -> anyhow::Result<BTreeMap<String, Vec<Value>>> {
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redaction_blanks_run_specific_strings_and_keeps_facts() {
+        let red = Redactor::new(Path::new("/tmp/sbx"), Path::new("/opt/bin/release-gate"));
+        assert_eq!(
+            red.text(
+                "/opt/bin/release-gate probe --log /tmp/sbx/events.ndjson \
+                 6f1c2d3e-4b5a-4c7d-8e9f-0a1b2c3d4e5f http://127.0.0.1:4567/v1"
+            ),
+            "<release-gate> probe --log <sandbox>/events.ndjson <uuid> http://127.0.0.1:<port>/v1"
+        );
+        assert_eq!(
+            red.debug_line(
+                "2026-11-21T20:44:53.780Z [DEBUG] MCP server \"probe\": Successfully connected \
+                 (transport: stdio) in 10ms"
+            ),
+            "[DEBUG] MCP server \"probe\": Successfully connected (transport: stdio) in <n>ms"
+        );
+        // A fact (the connection timeout) is not a per-run duration.
+        assert!(red
+            .debug_line("[DEBUG] MCP server \"p\": Starting connection with timeout of 30000ms")
+            .ends_with("timeout of 30000ms"));
+        let v = red.value(&json!({"/tmp/sbx/k": ["/tmp/sbx/a", 1, {"x": "2026-01-02T03:04:05Z"}]}));
+        assert_eq!(
+            v,
+            json!({"<sandbox>/k": ["<sandbox>/a", 1, {"x": "<time>"}]})
+        );
+    }
+
+    #[test]
+    fn relevant_debug_lines_are_about_mcp_channels_or_protocol() {
+        assert!(relevant_debug_line(
+            "[DEBUG] MCP server \"a\": Channel notifications skipped: x"
+        ));
+        assert!(relevant_debug_line("[DEBUG] [MCP] Server \"a\" connected"));
+        assert!(!relevant_debug_line(
+            "[DEBUG] Writing to temp file: /x/.claude.json.tmp"
+        ));
+    }
+}
