@@ -36,7 +36,10 @@ pub enum PushError {
     /// The outgoing queue is full (the client stopped reading stdout, or too
     /// many events are held before the handshake finished). Try again later.
     #[error("channel queue is full ({queued} events waiting); retry in {retry_after_secs}s")]
-    Busy { queued: usize, retry_after_secs: u64 },
+    Busy {
+        queued: usize,
+        retry_after_secs: u64,
+    },
     /// The session is ending; the event was not accepted.
     #[error("the MCP session is shutting down")]
     ShuttingDown,
