@@ -246,3 +246,101 @@ async fn stale_discovery_file_of_a_killed_plugin_is_cleaned_at_next_start() {
     assert!(third.wait_exit(TIMEOUT).await.success());
     assert!(!stale.exists());
 }
+
+/// Claude Code dies in the middle of writing a frame (half a JSON line,
+/// then its end of the pipe closes), with the ws bridge: the plugin treats
+/// the fragment as bad input, closes the bridge connection politely and
+/// exits 0.
+#[tokio::test]
+async fn claude_killed_mid_frame_with_the_ws_bridge_closes_the_socket_and_exits() {
+    use futures_util::StreamExt;
+    use tokio::io::AsyncWriteExt;
+    use tokio_tungstenite::tungstenite::Message;
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}/bridge", listener.local_addr().unwrap());
+    let (read_end, write_end) = cloexec_pipe();
+    let mut cmd = tokio::process::Command::new(plugin_bin());
+    cmd.args([
+        "ws",
+        "--url",
+        &url,
+        "--openclaw-session",
+        "fault",
+        "--claude-session",
+        "c-fault",
+    ])
+    .env("RUST_LOG", "channel_plugin=debug")
+    .stdin(Stdio::from(read_end))
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .kill_on_drop(true);
+    let mut plugin = cmd.spawn().expect("spawn channel-plugin ws");
+    let (tcp, _) = tokio::time::timeout(TIMEOUT, listener.accept())
+        .await
+        .expect("plugin connects")
+        .unwrap();
+    let mut ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
+    let hello = tokio::time::timeout(TIMEOUT, ws.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(hello, Message::Text(ref t) if t.as_str().contains("\"hello\"")),
+        "{hello:?}"
+    );
+
+    // A live bridge keeps reading (and so answers the close handshake).
+    let bridge = tokio::spawn(async move {
+        while let Some(msg) = ws.next().await {
+            match msg {
+                Ok(Message::Close(_)) => return true,
+                Ok(_) => continue,
+                Err(_) => return false,
+            }
+        }
+        false
+    });
+
+    // "Claude Code": writes half a frame on the plugin's stdin and is killed.
+    let mut claude_stdin = tokio::fs::File::from_std(std::fs::File::from(write_end));
+    claude_stdin
+        .write_all(br#"{"jsonrpc":"2.0","id":0,"method":"initial"#)
+        .await
+        .unwrap();
+    claude_stdin.flush().await.unwrap();
+    let killed_at = Instant::now();
+    drop(claude_stdin);
+
+    let status = tokio::time::timeout(TIMEOUT, plugin.wait())
+        .await
+        .expect("plugin exits")
+        .unwrap();
+    println!(
+        "FAULT-FIGURE claude-killed-mid-frame-ws exit_ms={}",
+        killed_at.elapsed().as_millis()
+    );
+    let mut stderr = String::new();
+    use tokio::io::AsyncReadExt;
+    plugin
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .await
+        .unwrap();
+    assert!(status.success(), "exit {status}\n{stderr}");
+    assert!(
+        stderr.contains("not JSON") || stderr.contains("-32700"),
+        "the fragment was not reported:\n{stderr}"
+    );
+    let closed = tokio::time::timeout(TIMEOUT, bridge)
+        .await
+        .expect("bridge task ends")
+        .unwrap();
+    assert!(
+        closed,
+        "the bridge connection was dropped without a close frame\n{stderr}"
+    );
+}
