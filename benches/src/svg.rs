@@ -52,7 +52,7 @@ pub fn cdf_chart(title: &str, x_label: &str, series: &[Series]) -> String {
         hi = 10.0;
     }
     let (llo, lhi) = (lo.log10().floor(), hi.log10().ceil());
-    let sx = |x: f64| left + (x.max(lo).log10() - llo) / (lhi - llo) * pw;
+    let sx = |x: f64| left + (x.max(1e-9).log10() - llo) / (lhi - llo) * pw;
     let sy = |y: f64| top + (1.0 - y) * ph;
     let mut s = header(w, h, title);
     // Grid: decades on x, quartiles on y.
