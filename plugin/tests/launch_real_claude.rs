@@ -212,7 +212,7 @@ fn launch_reaches_the_gate(claude: &std::path::Path, reports_era: bool) {
     let mut doctor = Command::new(plugin_bin());
     doctor
         .args(["doctor", "--claude"])
-        .arg(&claude)
+        .arg(claude)
         .arg("--discovery-dir")
         .arg(&disc);
     home.apply(&mut doctor);
