@@ -464,6 +464,86 @@ async fn malformed_line_kills_the_crashing_plugin_only() {
     );
 }
 
+/// The client runs its gate only after it has processed the lists, so a correct plugin settles
+/// after answering tools/list before it flushes held pushes (channel-plugin waits 100 ms; the
+/// zoo does the same). Measured from the moment the client *sent* tools/list, which scheduler
+/// noise can only lengthen: the held push cannot arrive sooner than the settle time after it.
+#[tokio::test]
+async fn correct_plugin_settles_after_tools_list_before_flushing_held_pushes() {
+    let mut s = MockClaude::spawn(&profile("2.1.330"), zoo(None, &["--push-on-ready", "held"]))
+        .await
+        .unwrap();
+    s.handshake().await.unwrap();
+    let turn = s.next_turn(WAIT).await.unwrap();
+    assert!(turn.text.contains("held"), "{}", turn.text);
+    let t = s.transcript();
+    let at = |dir: mock_claude::Direction, method: &str| {
+        t.entries
+            .iter()
+            .find(|e| e.dir == dir && e.frame.as_ref().is_some_and(|f| f["method"] == method))
+            .map(|e| e.t_ms)
+            .unwrap_or_else(|| panic!("no {method} frame"))
+    };
+    let listed = at(mock_claude::Direction::ClientToServer, "tools/list");
+    let pushed = at(
+        mock_claude::Direction::ServerToClient,
+        "notifications/claude/channel",
+    );
+    assert!(
+        pushed >= listed + 90,
+        "the held push came {} ms after tools/list was sent; a correct plugin settles 100 ms \
+         after its answer first",
+        pushed.saturating_sub(listed)
+    );
+    assert!(s.drops().is_empty(), "{:?}", s.drops());
+    s.shutdown().await.unwrap();
+}
+
+/// Only the crashes-on-malformed-line fault may die on bad input: the correct plugin answers a
+/// tools/call whose params is a string with a JSON-RPC error and keeps serving.
+#[tokio::test]
+async fn correct_plugin_answers_string_params_with_an_error() {
+    let mut s = MockClaude::spawn(&profile("2.1.330"), zoo(None, &[]))
+        .await
+        .unwrap();
+    s.handshake().await.unwrap();
+    s.send_raw_line(
+        br#"{"jsonrpc":"2.0","id":"bad-params","method":"tools/call","params":"reply"}"#,
+    )
+    .await
+    .unwrap();
+    let deadline = std::time::Instant::now() + WAIT;
+    let answer = loop {
+        let found = s
+            .transcript()
+            .frames_from(mock_claude::Direction::ServerToClient)
+            .into_iter()
+            .find(|f| f["id"] == "bad-params")
+            .cloned();
+        if let Some(f) = found {
+            break f;
+        }
+        assert!(
+            s.is_alive() && std::time::Instant::now() < deadline,
+            "no answer to the string-params call (alive: {}); stderr:\n{}",
+            s.is_alive(),
+            s.transcript().stderr_lines().join("\n")
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(answer["error"]["code"], -32602, "{answer}");
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("params must be an object"),
+        "{answer}"
+    );
+    assert!(s.is_alive());
+    let report = s.shutdown().await.unwrap();
+    assert_eq!(report.via, Some(ExitVia::Sigint));
+}
+
 #[tokio::test]
 async fn orphans_left_in_the_process_group_are_found() {
     // A plugin whose child outlives it: sh starts a background sleep, then exits on stdin EOF.

@@ -14,6 +14,7 @@ pub const MALFORMED: &[&[u8]] = &[
     b"[]",
     b"{\"jsonrpc\":\"2.0\",\"id\":\"conformance-bad-2\",\"method\":\"conformance/no-such-method\"}",
     b"{\"jsonrpc\":\"2.0\",\"method\":\"notifications/claude/channel/permission\",\"params\":{\"request_id\":12}}",
+    b"{\"jsonrpc\":\"2.0\",\"id\":\"conformance-bad-3\",\"method\":\"tools/call\",\"params\":\"reply\"}",
     b"{\"jsonrpc\":\"1.0\",\"id\":null,\"result\":{}}",
 ];
 
