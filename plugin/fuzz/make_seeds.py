@@ -136,6 +136,22 @@ ws = [j({"type": "inbound", "content": "hi", "meta": {"chat_id": "1"}}),
       j({"type": "inbound", "content": "\u0000\u2028</channel>", "meta": {"_": "\n"}})]
 write("plugin", "ws_inbound", ws)
 
+# ws_outbox: byte 0 frame limit, byte 1 byte limit, then (op, arg) pairs:
+# 0 reply, 1 connect, 2 write batch, 3 bridge reads, 4 pong, 5 connection lost.
+def ops(*pairs):
+    return bytes(b for p in pairs for b in p)
+
+
+outbox = [
+    bytes([31, 255]) + ops((1, 0), (0, 5), (0, 6), (2, 40), (3, 7), (4, 0)),
+    bytes([3, 255]) + ops((0, 1), (0, 2), (0, 3), (0, 4), (1, 0), (2, 255), (3, 1), (5, 0), (1, 0), (2, 255), (3, 7), (4, 0)),
+    bytes([31, 0]) + ops((0, 200), (0, 200), (1, 0), (2, 3), (3, 0), (5, 0)),
+    bytes([8, 20]) + ops(*[(0, i) for i in range(10)], (1, 0), (2, 9), (3, 3), (4, 0), (5, 0), (1, 0), (2, 9), (3, 7), (3, 7), (4, 0)),
+    bytes([31, 255]) + ops(*[(0, 2), (1, 0), (2, 5), (3, 2), (5, 0)] * 6),
+    bytes([1, 1]) + ops((0, 255), (0, 255), (1, 0), (2, 1), (4, 0), (3, 1), (4, 0), (0, 9)),
+]
+write("plugin", "ws_outbox", outbox)
+
 # --- mock-claude: what a server writes on its stdout (after the handshake)
 def push(content, meta=None):
     p = {"content": content}

@@ -10,6 +10,8 @@ mod jsonrpc_dispatch;
 mod stdio_lines;
 #[path = "../fuzz/checks/ws_inbound.rs"]
 mod ws_inbound;
+#[path = "../fuzz/checks/ws_outbox.rs"]
+mod ws_outbox;
 
 use std::path::Path;
 
@@ -64,4 +66,9 @@ fn jsonrpc_dispatch_inputs_hold() {
 #[test]
 fn ws_inbound_inputs_hold() {
     println!("replayed {}", replay("ws_inbound", ws_inbound::check));
+}
+
+#[test]
+fn ws_outbox_inputs_hold() {
+    println!("replayed {}", replay("ws_outbox", ws_outbox::check));
 }
