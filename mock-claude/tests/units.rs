@@ -129,3 +129,48 @@ async fn stray_stdout_disconnects_2_1_105() {
         "{e}"
     );
 }
+
+/// JSON-RPC 2.0 §5: an error answer to a request whose id could not be read (parse error,
+/// invalid request) carries `"id": null`. Only error responses may: a result, a request or a
+/// notification with a null id is still a violation.
+#[test]
+fn null_id_is_valid_on_error_responses_only() {
+    use mock_claude::{Direction, Entry, McpSchemas, Transcript};
+    let schemas = McpSchemas::load(&fixtures_dir()).unwrap();
+    let check = |dir: Direction, frame: serde_json::Value| {
+        let mut t = Transcript::default();
+        t.entries.push(Entry {
+            t_ms: 0,
+            dir,
+            frame: Some(frame),
+            line: None,
+        });
+        t.violations_with(&schemas)
+    };
+    for code in [-32700, -32600] {
+        let frame = serde_json::json!({
+            "jsonrpc": "2.0", "id": null, "error": { "code": code, "message": "Parse error" }
+        });
+        for dir in [Direction::ServerToClient, Direction::ClientToServer] {
+            assert_eq!(check(dir, frame.clone()), vec![], "{frame}");
+        }
+    }
+    for bad in [
+        serde_json::json!({ "jsonrpc": "2.0", "id": null, "result": {} }),
+        serde_json::json!({ "jsonrpc": "2.0", "id": null, "method": "ping" }),
+        serde_json::json!({ "jsonrpc": "2.0", "id": 1.5, "error": { "code": -32700, "message": "x" } }),
+        serde_json::json!({ "jsonrpc": "2.0", "error": { "code": -32700, "message": "no id at all" } }),
+    ] {
+        let v = check(Direction::ServerToClient, bad.clone());
+        assert!(
+            v.iter().any(|v| v.schema == "jsonrpc-message.schema.json"),
+            "{bad} passed: {v:?}"
+        );
+    }
+    // The id of a result is checked where it is wrong, not only as "matches no branch".
+    let v = check(
+        Direction::ServerToClient,
+        serde_json::json!({ "jsonrpc": "2.0", "id": null, "result": {} }),
+    );
+    assert!(v.iter().any(|v| v.message.contains("\"/id\"")), "{v:?}");
+}
