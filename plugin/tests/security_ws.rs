@@ -73,12 +73,17 @@ fn ws_args<'a>(url: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     args
 }
 
-#[tokio::test]
-#[ignore = "known leak (SECURITY.md): tungstenite traces the upgrade request (Bearer token, URL query) and redact_url keeps URL userinfo; fix pending in main.rs / ws/client.rs"]
-async fn token_url_credentials_and_claude_env_never_logged() {
+/// Run a ws plugin at `RUST_LOG=trace` with a token, secret env and a URL
+/// carrying a key (and user-info when asked) through connect, traffic, a
+/// refused frame and failed reconnects; return its stderr.
+async fn trace_log_of_a_session(userinfo: bool) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let url = format!("ws://bridge:{URL_PASSWORD}@{addr}/bridge?key={URL_KEY}");
+    let url = if userinfo {
+        format!("ws://bridge:{URL_PASSWORD}@{addr}/bridge?key={URL_KEY}")
+    } else {
+        format!("ws://{addr}/bridge?key={URL_KEY}")
+    };
     let mut mcp = McpClient::spawn_with(
         &ws_args(&url, &[]),
         &[
@@ -118,25 +123,42 @@ async fn token_url_credentials_and_claude_env_never_logged() {
     mcp.close_stdin();
     assert!(mcp.wait_exit(TIMEOUT).await.success());
 
-    let stderr = mcp.stderr();
+    mcp.stderr()
+}
+
+fn assert_absent(stderr: &str, what: &str, needle: &str) {
+    let leaks: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains(needle))
+        .take(3)
+        .collect();
+    assert!(leaks.is_empty(), "{what} appears in stderr: {leaks:#?}");
+}
+
+#[tokio::test]
+#[ignore = "known leak (SECURITY.md): at RUST_LOG=trace tungstenite logs the upgrade request (Bearer token, URL query); fix pending in main.rs"]
+async fn token_url_key_and_claude_env_never_logged() {
+    let stderr = trace_log_of_a_session(false).await;
     assert!(
         stderr.contains("cannot connect to the bridge"),
         "no reconnect attempt was logged:\n{stderr}"
     );
-    for (what, needle) in [
-        ("the bearer token", TOKEN),
-        ("the password in the URL", URL_PASSWORD),
-        ("the key in the URL query", URL_KEY),
-        ("CLAUDE_CODE_MESSAGING_TOKEN", ENV_TOKEN),
-        ("ANTHROPIC_API_KEY", "sk-ant-fake-ws-key"),
-    ] {
-        let leaks: Vec<&str> = stderr
-            .lines()
-            .filter(|l| l.contains(needle))
-            .take(3)
-            .collect();
-        assert!(leaks.is_empty(), "{what} appears in stderr: {leaks:#?}");
-    }
+    assert!(
+        stderr.lines().count() > 30,
+        "too little logged to be a real check:\n{stderr}"
+    );
+    assert_absent(&stderr, "the bearer token", TOKEN);
+    assert_absent(&stderr, "the key in the URL query", URL_KEY);
+    assert_absent(&stderr, "CLAUDE_CODE_MESSAGING_TOKEN", ENV_TOKEN);
+    assert_absent(&stderr, "ANTHROPIC_API_KEY", "sk-ant-fake-ws-key");
+}
+
+#[tokio::test]
+#[ignore = "known leak (SECURITY.md): ws::client::redact_url keeps URL user-info; fix pending in ws/client.rs"]
+async fn url_password_never_logged() {
+    let stderr = trace_log_of_a_session(true).await;
+    assert_absent(&stderr, "the password in the URL", URL_PASSWORD);
+    assert_absent(&stderr, "the bearer token", TOKEN);
 }
 
 #[tokio::test]
