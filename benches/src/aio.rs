@@ -232,6 +232,10 @@ impl WsPeer {
             match self.ws.next().await {
                 Some(Ok(Message::Text(t))) => return Ok(t.to_string()),
                 Some(Ok(Message::Close(_))) | None => bail!("the plugin closed the WebSocket"),
+                // Answer at once, as a real bridge does: tungstenite only
+                // queues the pong, and the plugin's delivery window waits
+                // for it.
+                Some(Ok(Message::Ping(_))) => self.ws.flush().await?,
                 Some(Ok(_)) => continue,
                 Some(Err(e)) => return Err(e.into()),
             }

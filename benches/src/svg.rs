@@ -68,7 +68,7 @@ pub fn cdf_chart(title: &str, x_label: &str, series: &[Series]) -> String {
         );
         d += 1.0;
     }
-    for q in [0.0, 0.25, 0.5, 0.75, 0.9, 0.99, 1.0] {
+    for q in [0.0, 0.25, 0.5, 0.75, 0.9, 1.0] {
         let y = sy(q);
         let _ = writeln!(
             s,
