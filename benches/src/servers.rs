@@ -71,7 +71,9 @@ fn target_dir() -> PathBuf {
 /// build, else the debug build (with a warning: debug numbers mean nothing).
 pub fn plugin_bin() -> anyhow::Result<PathBuf> {
     if let Some(p) = std::env::var_os("CHANNEL_PLUGIN_BIN") {
-        return Ok(PathBuf::from(p));
+        // Absolute: servers are spawned in another working directory.
+        return std::fs::canonicalize(&p)
+            .with_context(|| format!("CHANNEL_PLUGIN_BIN={}", PathBuf::from(&p).display()));
     }
     let release = target_dir().join("release").join("channel-plugin");
     if release.exists() {
