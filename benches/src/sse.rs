@@ -150,7 +150,7 @@ mod tests {
         p.feed(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
             .unwrap();
         assert!(p.connected());
-        p.feed(b"1c\r\nid: 1\nevent: reply\ndata: {}\n\n\r\n4\r\n: k\n\r\n")
+        p.feed(b"1d\r\nid: 1\nevent: reply\ndata: {}\n\n\r\n4\r\n: k\n\r\n")
             .unwrap();
         assert_eq!(
             p.next_event(),
