@@ -63,8 +63,12 @@ pub struct ClientConfig {
     pub ping_interval: Duration,
     /// Cap on TCP + TLS + upgrade handshake.
     pub connect_timeout: Duration,
-    /// On shutdown, how long to wait for the close handshake.
-    pub close_timeout: Duration,
+    /// On shutdown, how long writing what is still pending plus the Close
+    /// frame may take (a bridge that stopped reading must not hold us).
+    pub close_flush_timeout: Duration,
+    /// After the Close frame, how long to wait for the bridge's answer (and
+    /// the pongs that confirm the last frames, which come before it).
+    pub close_reply_timeout: Duration,
 }
 
 impl std::fmt::Debug for ClientConfig {
@@ -154,16 +158,35 @@ pub async fn run(
             () = tokio::time::sleep(delay) => {}
         }
     }
-    let outbox = outbound.lock();
-    if outbox.is_empty() {
-        tracing::info!("bridge client stopped");
-    } else {
-        tracing::warn!(
-            frames = outbox.len(),
-            bytes = outbox.bytes(),
-            "bridge client stopped with frames not confirmed by the bridge; they are lost"
-        );
+    report_undelivered(&outbound.lock());
+}
+
+/// The exit report: say exactly which frames the bridge never confirmed
+/// (replies by `seq`, permission requests by `request_id`), and whether it
+/// may have them anyway, so an operator can match them against the bridge.
+fn report_undelivered(outbox: &super::outbox::Outbox) {
+    use super::outbox::describe;
+    let undelivered = outbox.undelivered();
+    if undelivered.is_empty() {
+        tracing::info!("bridge client stopped; the bridge confirmed every frame");
+        return;
     }
+    let mut parts = Vec::new();
+    if !undelivered.never_sent.is_empty() {
+        parts.push(format!("never sent: {}", describe(&undelivered.never_sent)));
+    }
+    if !undelivered.unconfirmed.is_empty() {
+        parts.push(format!(
+            "sent but not confirmed (the bridge may or may not have them): {}",
+            describe(&undelivered.unconfirmed)
+        ));
+    }
+    tracing::warn!(
+        frames = outbox.len(),
+        bytes = outbox.bytes(),
+        "bridge client stopped; undelivered at exit, dropped: {}",
+        parts.join("; ")
+    );
 }
 
 async fn connect(config: &ClientConfig) -> Result<Socket, String> {
@@ -181,7 +204,10 @@ async fn connect(config: &ClientConfig) -> Result<Socket, String> {
     }
     match tokio::time::timeout(
         config.connect_timeout,
-        tokio_tungstenite::connect_async(request),
+        // No Nagle: frames here are small and latency-bound (a reply, a
+        // ping, the close on shutdown); waiting for the previous segment's
+        // ACK would hold them up to the peer's delayed-ACK timer (~40 ms).
+        tokio_tungstenite::connect_async_with_config(request, None, true),
     )
     .await
     {
@@ -242,7 +268,7 @@ async fn drive(
         tokio::select! {
             biased;
             _ = shutdown.changed() => {
-                writer.close(outbound, &mut stream, config.close_timeout).await;
+                writer.close(outbound, &mut stream, config).await;
                 return Ended::Shutdown;
             }
             message = stream.next() => {
@@ -437,14 +463,17 @@ where
             .map_err(|err| format!("write failed: {err}"))
     }
 
-    /// Orderly end: write what is still pending, say goodbye, and wait
-    /// briefly for the bridge to confirm and acknowledge the close.
-    async fn close<R>(&mut self, outbound: &Outbound, stream: &mut R, timeout: Duration)
+    /// Orderly end, on a budget: Claude Code sends SIGTERM 100 ms after
+    /// SIGINT, so write what is still pending (each batch with its
+    /// confirming ping), send the Close frame, and wait only briefly for the
+    /// bridge's answer. Whatever the bridge has not confirmed by then stays
+    /// in the outbox and is named in the exit report.
+    async fn close<R>(&mut self, outbound: &Outbound, stream: &mut R, config: &ClientConfig)
     where
         R: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>>
             + Unpin,
     {
-        let goodbye = async {
+        let flush = async {
             self.write_all(outbound).await?;
             let frame = CloseFrame {
                 code: CloseCode::Normal,
@@ -453,21 +482,46 @@ where
             self.sink
                 .send(Message::Close(Some(frame)))
                 .await
-                .map_err(|err| format!("close failed: {err}"))?;
-            // Read until the bridge answers the close (pongs still confirm).
+                .map_err(|err| format!("close failed: {err}"))
+        };
+        match tokio::time::timeout(config.close_flush_timeout, flush).await {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => {
+                tracing::warn!("closing the bridge connection: {err}");
+                return;
+            }
+            Err(_) => {
+                tracing::warn!(
+                    "writing the last frames and the close took over {} ms (is the bridge reading?); closing without them",
+                    config.close_flush_timeout.as_millis()
+                );
+                return;
+            }
+        }
+        // Read until the bridge answers the close; pongs still confirm.
+        let answer = async {
             while let Some(Ok(message)) = stream.next().await {
                 match message {
                     Message::Pong(payload) => self.on_pong(&payload, outbound),
-                    Message::Close(_) => break,
+                    Message::Close(_) => return true,
+                    Message::Text(text) => tracing::warn!(
+                        len = text.len(),
+                        "frame from the bridge after the close was sent: not handled (shutting down)"
+                    ),
                     _ => {}
                 }
             }
-            Ok::<(), String>(())
+            false
         };
-        match tokio::time::timeout(timeout, goodbye).await {
-            Ok(Ok(())) => tracing::info!("bridge connection closed"),
-            Ok(Err(err)) => tracing::warn!("closing the bridge connection: {err}"),
-            Err(_) => tracing::warn!("the bridge did not finish the close handshake in time"),
+        match tokio::time::timeout(config.close_reply_timeout, answer).await {
+            Ok(true) => tracing::info!("bridge connection closed"),
+            Ok(false) => tracing::info!(
+                "bridge connection closed (the bridge dropped it without answering the close)"
+            ),
+            Err(_) => tracing::info!(
+                "the bridge did not answer the close within {} ms; not waiting longer",
+                config.close_reply_timeout.as_millis()
+            ),
         }
     }
 }

@@ -109,6 +109,14 @@ pub struct WsArgs {
     pub queue_max_bytes: usize,
 }
 
+/// Shutdown budget. Claude Code sends SIGTERM 100 ms after SIGINT (and
+/// SIGKILL 400 ms later); the whole goodbye must fit well inside the first
+/// 100 ms even on a busy machine. On loopback the close answer takes well
+/// under a millisecond; what the bridge has not confirmed by then is logged
+/// by seq at exit, not waited for.
+const CLOSE_FLUSH_TIMEOUT: Duration = Duration::from_millis(50);
+const CLOSE_REPLY_TIMEOUT: Duration = Duration::from_millis(20);
+
 /// A startup problem the operator must fix (exit code 2).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
@@ -204,7 +212,8 @@ impl WsSettings {
                 },
                 ping_interval: Duration::from_millis(args.ping_interval_ms),
                 connect_timeout: Duration::from_millis(args.connect_timeout_ms.max(1)),
-                close_timeout: Duration::from_secs(1),
+                close_flush_timeout: CLOSE_FLUSH_TIMEOUT,
+                close_reply_timeout: CLOSE_REPLY_TIMEOUT,
             },
             limits: OutboxLimits {
                 max_frames: args.queue_max_frames.max(1),

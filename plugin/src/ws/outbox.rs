@@ -59,12 +59,73 @@ pub struct Entry {
     pub id: u64,
     pub text: String,
     pub kind: EntryKind,
+    /// How many times the frame was written to a connection (0: never).
+    pub writes: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EntryKind {
     Reply { seq: u64 },
     PermissionRequest { request_id: String },
+}
+
+/// What the store still holds when the plugin stops: frames the bridge never
+/// confirmed, named the way a bridge can look them up (`seq`, `request_id`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Undelivered {
+    /// Written at least once, never confirmed: the bridge may or may not have them.
+    pub unconfirmed: Vec<EntryKind>,
+    /// Never written to any connection: the bridge certainly does not have them.
+    pub never_sent: Vec<EntryKind>,
+}
+
+impl Undelivered {
+    pub fn is_empty(&self) -> bool {
+        self.unconfirmed.is_empty() && self.never_sent.is_empty()
+    }
+}
+
+/// `replies seq 1-3, 7; permission requests abcde` (empty when `kinds` is).
+pub fn describe(kinds: &[EntryKind]) -> String {
+    let mut seqs: Vec<u64> = Vec::new();
+    let mut requests: Vec<&str> = Vec::new();
+    for kind in kinds {
+        match kind {
+            EntryKind::Reply { seq } => seqs.push(*seq),
+            EntryKind::PermissionRequest { request_id } => requests.push(request_id),
+        }
+    }
+    seqs.sort_unstable();
+    let mut ranges: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < seqs.len() {
+        let start = seqs[i];
+        let mut end = start;
+        while i + 1 < seqs.len() && seqs[i + 1] == end + 1 {
+            i += 1;
+            end = seqs[i];
+        }
+        ranges.push(if start == end {
+            start.to_string()
+        } else {
+            format!("{start}-{end}")
+        });
+        i += 1;
+    }
+    let mut parts = Vec::new();
+    if !ranges.is_empty() {
+        let noun = if seqs.len() == 1 { "reply" } else { "replies" };
+        parts.push(format!("{noun} seq {}", ranges.join(", ")));
+    }
+    if !requests.is_empty() {
+        let noun = if requests.len() == 1 {
+            "permission request"
+        } else {
+            "permission requests"
+        };
+        parts.push(format!("{noun} {}", requests.join(", ")));
+    }
+    parts.join("; ")
 }
 
 /// What happened to an accepted reply.
@@ -188,6 +249,7 @@ impl Outbox {
             id: self.next_id,
             text,
             kind,
+            writes: 0,
         });
         self.next_id += 1;
         Ok(())
@@ -227,7 +289,14 @@ impl Outbox {
     pub fn take_batch(&mut self, max: usize, window: usize) -> Vec<Entry> {
         let room = window.saturating_sub(self.in_flight.len());
         let n = max.min(room).min(self.pending.len());
-        let batch: Vec<Entry> = self.pending.drain(..n).collect();
+        let batch: Vec<Entry> = self
+            .pending
+            .drain(..n)
+            .map(|mut e| {
+                e.writes += 1;
+                e
+            })
+            .collect();
         self.in_flight.extend(batch.iter().cloned());
         batch
     }
@@ -247,6 +316,19 @@ impl Outbox {
             released += 1;
         }
         released
+    }
+
+    /// Everything still held, for the exit report (see [`Undelivered`]).
+    pub fn undelivered(&self) -> Undelivered {
+        let mut out = Undelivered::default();
+        for e in self.in_flight.iter().chain(&self.pending) {
+            if e.writes > 0 {
+                out.unconfirmed.push(e.kind.clone());
+            } else {
+                out.never_sent.push(e.kind.clone());
+            }
+        }
+        out
     }
 
     /// The connection ended: unconfirmed frames go back to the front, in
@@ -390,6 +472,39 @@ mod tests {
         );
         o.confirm(u64::MAX);
         o.push_reply(&reply("small")).unwrap();
+    }
+
+    #[test]
+    fn undelivered_names_every_held_frame_by_seq_or_request_id() {
+        let mut o = Outbox::new(OutboxLimits::default());
+        o.connected();
+        for t in ["a", "b", "c", "d"] {
+            o.push_reply(&reply(t)).unwrap();
+        }
+        let batch = o.take_batch(3, usize::MAX);
+        o.confirm(batch[0].id);
+        o.push_permission_request(&PermissionRequest {
+            request_id: "abcde".into(),
+            tool_name: "Bash".into(),
+            description: "d".into(),
+            input_preview: "{}".into(),
+        })
+        .unwrap();
+        // A requeued frame still counts as written once.
+        o.connection_lost();
+        let u = o.undelivered();
+        assert_eq!(describe(&u.unconfirmed), "replies seq 2-3");
+        assert_eq!(
+            describe(&u.never_sent),
+            "reply seq 4; permission request abcde"
+        );
+        o.connected();
+        o.take_pending();
+        o.confirm(u64::MAX);
+        assert!(o.undelivered().is_empty());
+        assert_eq!(describe(&[]), "");
+        let gaps = [1, 2, 3, 5, 7, 8].map(|seq| EntryKind::Reply { seq });
+        assert_eq!(describe(&gaps), "replies seq 1-3, 5, 7-8");
     }
 
     #[test]
