@@ -59,7 +59,10 @@ full) and flushed in order after the next hello. Delivery is at-least-once: a
 reply whose connection died before the bridge's pong confirmed it is sent
 again with the same `seq`, so a bridge drops a repeated `seq`. A ping goes out
 every 20 s; no pong for two intervals, or a close from the bridge, means
-reconnect. Logs go to stderr (RUST_LOG=debug for more).";
+reconnect. On SIGINT/SIGTERM or stdin EOF it writes what is queued, sends a
+Close and waits at most 20 ms for the answer (Claude Code escalates to SIGTERM
+100 ms after SIGINT); replies the bridge did not confirm by then are logged by
+seq (\"undelivered at exit\"). Logs go to stderr (RUST_LOG=debug for more).";
 
 /// `channel-plugin ws`: connect out to an agent platform's WebSocket bridge.
 #[derive(Debug, Clone, clap::Args)]
