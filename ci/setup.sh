@@ -17,6 +17,10 @@ if ! python3 -c 'import websockets' 2>/dev/null; then
 fi
 
 step "npm: the real Claude Code release the real-client tests run (cached under ~/.cache/claude-code)"
+# The newest profiled release (release gate, launch/spawn tests) and the first channels
+# release 2.1.80 (launch test on the oldest supported client).
 newest="$(ls fixtures/profiles | sed -n 's/^claude-code-\(.*\)\.json$/\1/p' | sort -t. -k1,1n -k2,2n -k3,3n | tail -n1)"
-bash ci/install-claude-code.sh "$newest" >/dev/null
-echo "Claude Code $newest ready" >&2
+for version in "$newest" 2.1.80; do
+  bash ci/install-claude-code.sh "$version" >/dev/null
+  echo "Claude Code $version ready" >&2
+done

@@ -144,19 +144,26 @@ fn launch_under_a_pty_reaches_the_availability_gate() {
     launch_reaches_the_gate(&claude, true);
 }
 
-/// Extra coverage: the oldest release with channels, when it is installed
-/// next to 2.1.330 (`npm install --prefix ~/.cache/claude-code/2.1.80
-/// @anthropic-ai/claude-code@2.1.80`); a loud skip otherwise.
+/// The oldest release with channels (`ci/setup.sh` installs it next to the
+/// newest one). Missing → a failure with the install command, unless
+/// `CHANNEL_SKIP_REAL_CLAUDE=1` (then a loud skip), like every real-binary test.
 #[test]
 fn launch_reaches_the_gate_on_the_first_channels_release() {
     let claude = std::path::PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
         .join(".cache/claude-code/2.1.80/node_modules/.bin/claude");
     if !claude.is_file() {
-        eprintln!(
-            "\n!!!!!!!! SKIPPED launch_reaches_the_gate_on_the_first_channels_release: {} not installed !!!!!!!!\n",
+        if std::env::var("CHANNEL_SKIP_REAL_CLAUDE").as_deref() == Ok("1") {
+            eprintln!(
+                "\n!!!!!!!! SKIPPED launch_reaches_the_gate_on_the_first_channels_release: {} not installed (CHANNEL_SKIP_REAL_CLAUDE=1) !!!!!!!!\n",
+                claude.display()
+            );
+            return;
+        }
+        panic!(
+            "{} not installed: run `bash ci/install-claude-code.sh 2.1.80` \
+             (or set CHANNEL_SKIP_REAL_CLAUDE=1 to skip the real-binary tests)",
             claude.display()
         );
-        return;
     }
     launch_reaches_the_gate(&claude, false);
 }
