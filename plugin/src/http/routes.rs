@@ -2,6 +2,7 @@
 //! `/status`. Every refusal is a JSON `{"error": "..."}` with a status code
 //! that says which rule failed, and a log line.
 
+use crate::mcp::meta::json_kind;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -200,7 +201,7 @@ async fn json_object(body: Body, route: &str) -> Result<Map<String, Value>, Resp
     match serde_json::from_slice::<Value>(&bytes) {
         Ok(Value::Object(map)) => Ok(map),
         Ok(other) => {
-            let message = format!("body must be a JSON object, got {}", kind(&other));
+            let message = format!("body must be a JSON object, got {}", json_kind(&other));
             tracing::warn!(route, "400: {message}");
             Err(error(StatusCode::BAD_REQUEST, message))
         }
@@ -209,17 +210,6 @@ async fn json_object(body: Body, route: &str) -> Result<Map<String, Value>, Resp
             tracing::warn!(route, "400: {message}");
             Err(error(StatusCode::BAD_REQUEST, message))
         }
-    }
-}
-
-fn kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }
 
@@ -239,7 +229,7 @@ async fn inject(State(st): Shared, body: Body) -> Response {
         Some(other) => {
             return bad_request(
                 "/inject",
-                format!("\"content\" must be a string, got {}", kind(other)),
+                format!("\"content\" must be a string, got {}", json_kind(other)),
             )
         }
         None => return bad_request("/inject", "missing \"content\" (string)".into()),
@@ -250,7 +240,7 @@ async fn inject(State(st): Shared, body: Body) -> Response {
         Some(other) => {
             return bad_request(
                 "/inject",
-                format!("\"chat_id\" must be a string, got {}", kind(other)),
+                format!("\"chat_id\" must be a string, got {}", json_kind(other)),
             )
         }
     };

@@ -55,7 +55,9 @@ pub fn key_is_valid(key: &str) -> bool {
     chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-pub(crate) fn json_kind(value: &Value) -> &'static str {
+/// How a JSON value's type reads in an error message ("a number", "an array", …),
+/// shared by every place that tells a caller what it sent instead.
+pub fn json_kind(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

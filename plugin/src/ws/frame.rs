@@ -10,6 +10,7 @@
 //! keeps working. Every refusal comes back as a [`FrameError`] whose text is
 //! sent to the bridge as `{"type":"error","reason":…}`.
 
+use crate::mcp::meta::json_kind;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -101,7 +102,7 @@ impl InFrame {
         let Value::Object(obj) = value else {
             return Err(FrameError(format!(
                 "frame must be a JSON object, got {}",
-                kind(&value)
+                json_kind(&value)
             )));
         };
         let frame_type = match obj.get("type") {
@@ -109,7 +110,7 @@ impl InFrame {
             Some(other) => {
                 return Err(FrameError(format!(
                     "frame field \"type\" must be a string, got {}",
-                    kind(other)
+                    json_kind(other)
                 )))
             }
             None => return Err(FrameError("frame has no \"type\" field".into())),
@@ -163,20 +164,9 @@ fn required_string<'a>(
         Some(Value::String(s)) => Ok(s),
         Some(other) => Err(FrameError(format!(
             "{frame} frame: \"{field}\" must be a string, got {}",
-            kind(other)
+            json_kind(other)
         ))),
         None => Err(FrameError(format!("{frame} frame: missing \"{field}\""))),
-    }
-}
-
-fn kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }
 
