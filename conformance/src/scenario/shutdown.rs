@@ -22,11 +22,14 @@ pub async fn run(ctx: &Ctx) -> ScenarioOutcome {
     let mut out = ScenarioOutcome::default();
     let mut orphans = Vec::new();
 
-    // Session 1: the client's own shutdown sequence, once. No retry: the
-    // client does not retry either, and a plugin that exits promptly on
-    // SIGINT (a few ms is typical) has the whole window. Shutdown sessions
-    // already run last and with little parallelism (runner.rs) so the
-    // suite's own clock stays honest.
+    // Session 1: the client's own shutdown sequence. The verdict is a race
+    // between the plugin and a 100 ms wall clock, and on a loaded 2-core CI
+    // host the plugin may simply not be scheduled inside that window (seen:
+    // a signal handled 55 ms late, a drain 174 ms long at load 9). So a miss
+    // is measured once more in a fresh session: a plugin that ignores or
+    // mishandles SIGINT misses both deterministically (the zoo's
+    // `ignores-sigint` proves it), while scheduler noise rarely strikes
+    // twice. A pass on the second attempt says so in the details.
     let sigint_wait: u64 = ctx
         .profile
         .shutdown
@@ -34,34 +37,67 @@ pub async fn run(ctx: &Ctx) -> ScenarioOutcome {
         .first()
         .map(|s| s.wait_ms)
         .unwrap_or(100);
-    let Some((mut plugin, outside, _)) =
-        start_and_handshake(ctx, Scenario::Shutdown, &mut out).await
-    else {
-        return out;
-    };
-    let exit = plugin.shutdown().await;
-    let finding = match exit.via.as_deref() {
-        Some("SIGINT") if exit.exited => Finding::pass(format!(
-            "exited {} ms after SIGINT",
-            exit.elapsed.as_millis()
-        )),
-        Some(via) if exit.exited => Finding::fail(format!(
-            "still running {sigint_wait} ms after SIGINT; it took {via} ({} ms in total)",
-            exit.elapsed.as_millis()
-        )),
-        _ => Finding::fail(format!(
-            "did not exit even after SIGKILL and stdin EOF ({:?})",
-            exit.status
-        )),
-    };
-    orphans.extend(
-        plugin
-            .orphans()
-            .into_iter()
-            .map(|o| format!("after SIGINT: {o}")),
-    );
-    out.record("shutdown-sigint", &mut plugin, &outside.secrets())
-        .await;
+    let mut first_miss: Option<String> = None;
+    let mut finding = None;
+    for attempt in 1..=2 {
+        let Some((mut plugin, outside, _)) =
+            start_and_handshake(ctx, Scenario::Shutdown, &mut out).await
+        else {
+            return out;
+        };
+        let exit = plugin.shutdown().await;
+        let verdict = match exit.via.as_deref() {
+            Some("SIGINT") if exit.exited => Ok(format!(
+                "exited {} ms after SIGINT",
+                exit.elapsed.as_millis()
+            )),
+            Some(via) if exit.exited => Err(format!(
+                "still running {sigint_wait} ms after SIGINT; it took {via} ({} ms in total)",
+                exit.elapsed.as_millis()
+            )),
+            _ => Err(format!(
+                "did not exit even after SIGKILL and stdin EOF ({:?})",
+                exit.status
+            )),
+        };
+        orphans.extend(
+            plugin
+                .orphans()
+                .into_iter()
+                .map(|o| format!("after SIGINT: {o}")),
+        );
+        let label = if attempt == 1 {
+            "shutdown-sigint"
+        } else {
+            "shutdown-sigint-retry"
+        };
+        out.record(label, &mut plugin, &outside.secrets()).await;
+        match (verdict, first_miss.take()) {
+            (Ok(detail), None) => {
+                finding = Some(Finding::pass(detail));
+                break;
+            }
+            (Ok(detail), Some(miss)) => {
+                finding = Some(Finding::pass(format!(
+                    "{detail} on the second attempt (first attempt: {miss})"
+                )));
+                break;
+            }
+            (Err(miss), None) if attempt == 1 => {
+                tracing::info!("shutdown.sigint missed once ({miss}); measuring again");
+                first_miss = Some(miss);
+            }
+            (Err(miss), previous) => {
+                let detail = match previous {
+                    Some(first) => format!("{miss} (first attempt: {first})"),
+                    None => miss,
+                };
+                finding = Some(Finding::fail(detail));
+                break;
+            }
+        }
+    }
+    let finding = finding.expect("the loop always decides");
     out.push("shutdown.sigint", finding, &["SIGINT", "exit", "stderr"]);
 
     // Session 2: Claude Code vanished; only stdin closes.
