@@ -211,7 +211,13 @@ impl Client {
         }
         let mut out = Vec::new();
         let from = self.cursor;
-        for event in ring.events.iter().filter(|e| e.id > from) {
+        // Ids in the ring are consecutive: jump to the first unseen one
+        // instead of scanning the whole ring (up to 4096) on every wake.
+        let skip = ring
+            .events
+            .front()
+            .map_or(0, |first| (from + 1).saturating_sub(first.id) as usize);
+        for event in ring.events.range(skip.min(ring.events.len())..) {
             event.encode(&mut out);
             self.cursor = event.id;
         }
@@ -279,6 +285,34 @@ mod tests {
             text.starts_with("id: 3\n") && text.contains("id: 4\n"),
             "{text}"
         );
+    }
+
+    #[tokio::test]
+    async fn resumes_at_any_cursor_after_the_ring_wrapped() {
+        // Ids 1..=10 published into a ring of 4: 7..=10 remain.
+        let hub = Arc::new(Hub::new(4));
+        for n in 1..=10 {
+            hub.publish("reply", &json!(n));
+        }
+        let ids = |text: &str| -> Vec<u64> {
+            text.lines()
+                .filter_map(|l| l.strip_prefix("id: "))
+                .map(|id| id.parse().unwrap())
+                .collect()
+        };
+        // Behind the ring (evicted events): everything still held.
+        let mut far = Box::pin(hub.subscribe(Some(2), Duration::from_secs(60)));
+        next_text(&mut far).await;
+        assert_eq!(ids(&next_text(&mut far).await), vec![7, 8, 9, 10]);
+        // Inside the ring: only what comes after the cursor.
+        let mut mid = Box::pin(hub.subscribe(Some(8), Duration::from_secs(60)));
+        next_text(&mut mid).await;
+        assert_eq!(ids(&next_text(&mut mid).await), vec![9, 10]);
+        // At the head: nothing until the next event, then only that one.
+        let mut head = Box::pin(hub.subscribe(Some(10), Duration::from_secs(60)));
+        next_text(&mut head).await;
+        hub.publish("reply", &json!(11));
+        assert_eq!(ids(&next_text(&mut head).await), vec![11]);
     }
 
     #[tokio::test]
