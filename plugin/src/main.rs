@@ -41,7 +41,11 @@ fn main() -> ExitCode {
         .log_internal_errors(false)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"))
+                // tungstenite traces the raw WebSocket upgrade request, bearer
+                // token and URL query included: whatever RUST_LOG says, it
+                // never logs below info (a target directive beats a global one).
+                .add_directive("tungstenite=info".parse().expect("a valid directive")),
         )
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -82,12 +82,24 @@ impl std::fmt::Debug for ClientConfig {
     }
 }
 
-/// Log form of the URL: no query string (it may carry credentials).
+/// Log form of the URL: no query string and no user-info
+/// (`ws://user:password@host`), either may carry credentials.
 pub fn redact_url(url: &str) -> String {
-    match url.split_once('?') {
-        Some((base, _)) => format!("{base}?…"),
-        None => url.to_owned(),
-    }
+    let (base, query) = match url.split_once('?') {
+        Some((base, _)) => (base, "?…"),
+        None => (url, ""),
+    };
+    let base = match base.split_once("://") {
+        Some((scheme, rest)) => {
+            let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+            match authority.rsplit_once('@') {
+                Some((_, host)) => format!("{scheme}://…@{host}{path}"),
+                None => base.to_owned(),
+            }
+        }
+        None => base.to_owned(),
+    };
+    format!("{base}{query}")
 }
 
 /// Why one connection ended.
@@ -662,6 +674,9 @@ mod tests {
     #[test]
     fn urls_are_logged_without_their_query() {
         assert_eq!(redact_url("wss://h/b?token=x"), "wss://h/b?…");
+        assert_eq!(redact_url("ws://u:pw@h:1/b?k=v"), "ws://…@h:1/b?…");
+        assert_eq!(redact_url("ws://u:pw@h"), "ws://…@h");
+        assert_eq!(redact_url("ws://h/p@x"), "ws://h/p@x");
         assert_eq!(redact_url("ws://h/b"), "ws://h/b");
     }
 }

@@ -77,6 +77,11 @@ impl OutFrame {
     }
 }
 
+/// Largest inbound text frame accepted, the HTTP bridge's body cap. Claude
+/// Code closes the whole MCP connection on a stdout line over 16 MiB, so one
+/// oversized event would cut the channel for the rest of the session.
+pub const MAX_INBOUND_FRAME_BYTES: usize = 1024 * 1024;
+
 /// A frame the bridge sent, already validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum InFrame {
@@ -97,6 +102,12 @@ pub struct FrameError(pub String);
 impl InFrame {
     /// Parse one text message from the bridge.
     pub fn parse(text: &str) -> Result<InFrame, FrameError> {
+        if text.len() > MAX_INBOUND_FRAME_BYTES {
+            return Err(FrameError(format!(
+                "frame of {} bytes exceeds the {MAX_INBOUND_FRAME_BYTES} byte limit; not delivered",
+                text.len()
+            )));
+        }
         let value: Value = serde_json::from_str(text)
             .map_err(|err| FrameError(format!("frame is not valid JSON: {err}")))?;
         let Value::Object(obj) = value else {
