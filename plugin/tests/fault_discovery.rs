@@ -224,7 +224,6 @@ async fn own_loose_directory_is_tightened_not_refused() {
 /// channel plugin serving this session (its port does not answer `/status`
 /// with this session id).
 #[tokio::test]
-#[ignore = "known bug (RELIABILITY.md): a stale file whose pid was reused blocks the session; fix pending in http/discovery.rs"]
 async fn stale_file_whose_pid_was_reused_does_not_block_the_session() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("channels");
@@ -253,4 +252,87 @@ async fn stale_file_whose_pid_was_reused_does_not_block_the_session() {
     unrelated.kill().unwrap();
     unrelated.wait().unwrap();
     assert_eq!(code, Some(0), "the plugin refused to start:\n{stderr}");
+    assert!(
+        stderr.contains("not a channel-plugin"),
+        "the replacement of the stale file was not logged with its reason:\n{stderr}"
+    );
+}
+
+fn owned_dir(tmp: &tempfile::TempDir, name: &str) -> std::path::PathBuf {
+    let dir = tmp.path().join(name);
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    dir
+}
+
+async fn spawn_http_plugin(dir: &Path, session: &str) -> (support::McpClient, serde_json::Value) {
+    let mcp = support::McpClient::spawn(&[
+        "http",
+        "--discovery-dir",
+        dir.to_str().unwrap(),
+        "--session-id",
+        session,
+    ])
+    .await;
+    let record =
+        support::http::wait_for_discovery(&dir.join(format!("{session}.json")), &mcp).await;
+    (mcp, record)
+}
+
+/// The other side of the pid-reuse fix: a genuine channel-plugin still
+/// serving the session keeps it, and a second one is refused with a clear
+/// error, leaving the owner's file intact.
+#[tokio::test]
+async fn a_live_plugin_for_the_session_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = owned_dir(&tmp, "channels");
+    let (mut owner, record) = spawn_http_plugin(&dir, SESSION_ID).await;
+    assert_eq!(record["pid"], owner.pid());
+
+    let (code, stderr) = run_plugin(&dir, None).await;
+    assert_ne!(
+        code,
+        Some(0),
+        "a second plugin started beside the owner:\n{stderr}"
+    );
+    assert!(
+        stderr.contains("already serves") && stderr.contains(&owner.pid().to_string()),
+        "the error should name the owner's pid:\n{stderr}"
+    );
+    let file = dir.join(format!("{SESSION_ID}.json"));
+    let now: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    assert_eq!(now, record, "the owner's discovery file was changed");
+
+    owner.close_stdin();
+    assert!(owner.wait_exit(TIMEOUT).await.success());
+}
+
+/// A stale file whose pid now belongs to ANOTHER channel-plugin (serving a
+/// different session, on the port the file names): the exe check alone would
+/// call it the owner; its `/status` says otherwise.
+#[tokio::test]
+async fn stale_file_whose_pid_went_to_another_sessions_plugin_does_not_block() {
+    const OTHER_SESSION: &str = "11111111-2222-4333-8444-555555555555";
+    let tmp = tempfile::tempdir().unwrap();
+    let other_dir = owned_dir(&tmp, "other");
+    let (mut other, other_record) = spawn_http_plugin(&other_dir, OTHER_SESSION).await;
+
+    let dir = owned_dir(&tmp, "channels");
+    let stale = serde_json::json!({
+        "port": other_record["port"], "secret": "00".repeat(32), "pid": other.pid(),
+        "sessionId": SESSION_ID, "version": "0.1.0", "createdAt": "2026-01-01T00:00:00Z"
+    });
+    let file = dir.join(format!("{SESSION_ID}.json"));
+    std::fs::write(&file, serde_json::to_vec(&stale).unwrap()).unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+
+    let (code, stderr) = run_plugin(&dir, None).await;
+    assert_eq!(code, Some(0), "the plugin refused to start:\n{stderr}");
+    assert!(
+        stderr.contains("not this one"),
+        "the replacement of the stale file was not logged with its reason:\n{stderr}"
+    );
+
+    other.close_stdin();
+    assert!(other.wait_exit(TIMEOUT).await.success());
 }
