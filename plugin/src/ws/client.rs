@@ -61,6 +61,9 @@ pub struct ClientConfig {
     pub hello: OutFrame,
     pub backoff: BackoffPolicy,
     pub ping_interval: Duration,
+    /// TLS settings for `wss://` when the operator added a CA (`--ca-file`);
+    /// `None`: tokio-tungstenite's default (the webpki roots only).
+    pub tls: Option<Arc<rustls::ClientConfig>>,
     /// Cap on TCP + TLS + upgrade handshake.
     pub connect_timeout: Duration,
     /// On shutdown, how long writing what is still pending plus the Close
@@ -219,7 +222,12 @@ async fn connect(config: &ClientConfig) -> Result<Socket, String> {
         // No Nagle: frames here are small and latency-bound (a reply, a
         // ping, the close on shutdown); waiting for the previous segment's
         // ACK would hold them up to the peer's delayed-ACK timer (~40 ms).
-        tokio_tungstenite::connect_async_with_config(request, None, true),
+        tokio_tungstenite::connect_async_tls_with_config(
+            request,
+            None,
+            true,
+            config.tls.clone().map(tokio_tungstenite::Connector::Rustls),
+        ),
     )
     .await
     {

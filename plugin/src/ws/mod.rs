@@ -43,6 +43,10 @@ registered in Claude Code's MCP config as
   {\"mcpServers\":{\"synthesis\":{\"command\":\"channel-plugin\",\"args\":[\"ws\"]}}}
 and started with `claude --channels server:synthesis`.
 
+A bridge behind a private CA (wss:// with a certificate the Mozilla roots do
+not cover): add `--ca-file /etc/synthesis/ca.pem` (or SYNTHESIS_WS_CA_FILE);
+its PEM certificates are trusted in addition to the built-in roots.
+
 Frames (JSON text messages):
   out  {\"type\":\"hello\",\"openclaw_session\",\"claude_session\",\"pid\",\"version\"}  first, on every connect
   in   {\"type\":\"inbound\",\"content\":\"…\",\"meta\":{\"chat_id\":\"…\"}}          → a <channel> event
@@ -71,6 +75,10 @@ pub struct WsArgs {
     /// Bridge URL, ws:// or wss:// (TLS with the Mozilla root set).
     #[arg(long, env = "SYNTHESIS_WS_URL", value_name = "URL")]
     pub url: Option<String>,
+    /// For wss://: also trust the CA certificate(s) in this PEM file (a
+    /// private or self-signed CA); added to the Mozilla roots, not instead.
+    #[arg(long, env = "SYNTHESIS_WS_CA_FILE", value_name = "PATH")]
+    pub ca_file: Option<std::path::PathBuf>,
     /// The platform's session this Claude process serves (sent in hello).
     #[arg(long, env = "SYNTHESIS_OPENCLAW_SESSION", value_name = "ID")]
     pub openclaw_session: Option<String>,
@@ -193,6 +201,10 @@ impl WsSettings {
                 ));
             }
         }
+        let tls = match args.ca_file.filter(|p| !p.as_os_str().is_empty()) {
+            Some(path) => Some(Arc::new(tls_config_with_ca(&path)?)),
+            None => None,
+        };
         if args.ping_interval_ms == 0 || args.reconnect_max_ms < args.reconnect_min_ms {
             return Err(UsageError(
                 "timing flags: ping interval must be > 0 and reconnect max ≥ min".into(),
@@ -214,6 +226,7 @@ impl WsSettings {
                     reset_after: Duration::from_millis(args.reconnect_reset_ms),
                 },
                 ping_interval: Duration::from_millis(args.ping_interval_ms),
+                tls,
                 connect_timeout: Duration::from_millis(args.connect_timeout_ms.max(1)),
                 close_flush_timeout: CLOSE_FLUSH_TIMEOUT,
                 close_reply_timeout: CLOSE_REPLY_TIMEOUT,
@@ -282,6 +295,39 @@ pub async fn run(args: WsArgs) -> anyhow::Result<ExitCode> {
         Err(_) => tracing::warn!("bridge client did not stop within 5 s"),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// TLS client settings trusting the webpki (Mozilla) roots plus every
+/// certificate in the PEM file at `path`. Any problem is the operator's to
+/// fix, so it is a [`UsageError`] naming the file.
+fn tls_config_with_ca(path: &std::path::Path) -> Result<rustls::ClientConfig, UsageError> {
+    use rustls::pki_types::{pem::PemObject, CertificateDer};
+    let bad = |why: String| UsageError(format!("--ca-file {}: {why}", path.display()));
+    let pem = std::fs::read(path).map_err(|err| bad(format!("cannot read it: {err}")))?;
+    let certs = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|err| bad(format!("not a valid PEM file: {err}")))?;
+    if certs.is_empty() {
+        return Err(bad(
+            "no PEM certificate in it (expected -----BEGIN CERTIFICATE-----)".into(),
+        ));
+    }
+    let mut roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    for (n, cert) in certs.into_iter().enumerate() {
+        roots.add(cert).map_err(|err| {
+            bad(format!(
+                "certificate #{} is not usable as a CA: {err}",
+                n + 1
+            ))
+        })?;
+    }
+    // An explicit provider: resolve may run before `install_tls_provider`.
+    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|err| bad(format!("TLS setup failed: {err}")))
+        .map(|builder| builder.with_root_certificates(roots).with_no_client_auth())
 }
 
 /// rustls needs one process-wide crypto provider for wss://; we ship ring.
@@ -368,5 +414,62 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.0.contains("token"), "{err}");
+    }
+
+    fn with_ca(path: &std::path::Path) -> Result<WsSettings, UsageError> {
+        let p = path.to_str().unwrap();
+        WsSettings::resolve(
+            args(&[
+                "--url",
+                "wss://h/",
+                "--openclaw-session",
+                "o",
+                "--claude-session",
+                "c",
+                "--ca-file",
+                p,
+            ]),
+            |_| None,
+        )
+    }
+
+    #[test]
+    fn a_bad_or_missing_ca_file_is_a_usage_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("nope.pem");
+        let err = with_ca(&missing).unwrap_err();
+        assert!(
+            err.0.contains("nope.pem") && err.0.contains("cannot read"),
+            "{err}"
+        );
+
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "not a certificate\n").unwrap();
+        let err = with_ca(&empty).unwrap_err();
+        assert!(err.0.contains("no PEM certificate"), "{err}");
+
+        let garbage = dir.path().join("garbage.pem");
+        std::fs::write(
+            &garbage,
+            "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        let err = with_ca(&garbage).unwrap_err();
+        assert!(err.0.contains("garbage.pem"), "{err}");
+
+        // Without the flag nothing changes: tokio-tungstenite's default roots.
+        let a = args(&[
+            "--url",
+            "wss://h/",
+            "--openclaw-session",
+            "o",
+            "--claude-session",
+            "c",
+        ]);
+        assert!(WsSettings::resolve(a, |_| None)
+            .unwrap()
+            .client
+            .tls
+            .is_none());
     }
 }
