@@ -595,13 +595,14 @@ async fn verdicts_only_authenticated_and_only_with_the_relay_on() {
 }
 
 /// Another local user (no secret needed) opens connections and never
-/// finishes the request headers. `axum::serve` sets no header-read timeout,
-/// so each one holds a file descriptor for ever; with the plugin's fd limit
-/// lowered to 128 to keep the test cheap, 200 such connections lock out a
-/// legitimate client. Expected: half-open requests are timed out (hyper's
-/// `header_read_timeout`) or connections are capped, and `/status` answers.
+/// finishes the request headers. With the plugin's fd limit lowered to 128 to
+/// keep the test cheap, 200 such connections used to lock out a legitimate
+/// client for ever (`axum::serve` had no header-read timeout). The plugin now
+/// times out unfinished request headers (10 s, `http::serve`), freeing the
+/// descriptors, so `/status` answers once the idle ones are cut off; the
+/// client waits in the listen backlog meanwhile. Generous wait, no timing
+/// assertion.
 #[tokio::test]
-#[ignore = "known weakness (SECURITY.md): no header-read timeout, idle connections exhaust fds"]
 async fn idle_half_open_connections_do_not_lock_out_clients() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("channels");
@@ -645,7 +646,7 @@ async fn idle_half_open_connections_do_not_lock_out_clients() {
         }
     }
     let answer = tokio::time::timeout(
-        Duration::from_secs(15),
+        Duration::from_secs(60),
         raw(
             port,
             &format!("GET /status HTTP/1.1\r\nHost: 127.0.0.1:{port}"),

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod bridge;
 pub mod discovery;
 pub mod routes;
+pub mod serve;
 pub mod sse;
 
 use std::path::PathBuf;
@@ -143,11 +144,7 @@ pub async fn run(args: HttpArgs) -> anyhow::Result<ExitCode> {
         keepalive: Duration::from_secs(args.sse_keepalive_secs.max(1)),
     });
     let app = routes::router(state);
-    let server = tokio::spawn(async move {
-        if let Err(err) = axum::serve(listener, app).await {
-            tracing::error!("HTTP server failed: {err}");
-        }
-    });
+    let server = tokio::spawn(serve::serve(listener, app));
     let file = match discovery::write(&dir, &record) {
         Ok(file) => file,
         Err(err) => {
@@ -173,7 +170,8 @@ pub async fn run(args: HttpArgs) -> anyhow::Result<ExitCode> {
         )
         .await;
     file.remove();
-    // SSE streams never end on their own; stop serving now.
+    // SSE streams never end on their own; stop serving now (this also drops
+    // every open connection).
     server.abort();
     tracing::info!(?end, "channel-plugin http stopped");
     Ok(ExitCode::SUCCESS)
