@@ -17,10 +17,11 @@
 
 mod support;
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use support::http::{wait_for_discovery, HttpPlugin, SESSION_ID};
+use support::http::{wait_for_discovery, HttpPlugin, SseStream, SESSION_ID};
 use support::{McpClient, TIMEOUT};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -31,53 +32,174 @@ struct RawResponse {
     body: String,
 }
 
-/// One HTTP/1.1 request written verbatim (`Connection: close` added), the
-/// whole response read back.
-async fn raw(port: u16, head: &str, body: &[u8]) -> RawResponse {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-    let mut request = head.trim_end_matches("\r\n").to_string();
-    request.push_str(&format!(
-        "\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    ));
-    stream.write_all(request.as_bytes()).await.unwrap();
-    stream.write_all(body).await.unwrap();
-    let mut bytes = Vec::new();
-    tokio::time::timeout(TIMEOUT, stream.read_to_end(&mut bytes))
-        .await
-        .expect("response in time")
-        .unwrap();
-    let text = String::from_utf8_lossy(&bytes).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    RawResponse {
-        status,
-        head: head.to_string(),
-        body: body.to_string(),
-    }
-}
-
-fn post(path: &str, host: &str, extra: &[String]) -> String {
-    let mut head =
-        format!("POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json");
-    for h in extra {
-        head.push_str("\r\n");
-        head.push_str(h);
-    }
-    head
-}
-
+/// The body of every probe whose answer depends only on its headers.
 const INJECT: &[u8] = br#"{"content":"probe"}"#;
+
+/// One running plugin's HTTP address and secret, and the hand-written
+/// requests these tests send it. Most requests use the right Host and the
+/// secret, so a test spells out only the header it is probing.
+struct Endpoint {
+    port: u16,
+    secret: String,
+}
+
+impl Endpoint {
+    fn of(plugin: &HttpPlugin) -> Self {
+        Endpoint {
+            port: plugin.port,
+            secret: plugin.secret.clone(),
+        }
+    }
+
+    /// For a plugin started by hand (own env or limits): waits for its
+    /// discovery file `<dir>/<SESSION_ID>.json`.
+    async fn discovered(dir: &Path, mcp: &McpClient) -> Self {
+        let discovery = wait_for_discovery(&dir.join(format!("{SESSION_ID}.json")), mcp).await;
+        Endpoint {
+            port: discovery["port"].as_u64().unwrap() as u16,
+            secret: discovery["secret"].as_str().unwrap().to_string(),
+        }
+    }
+
+    /// The Host the plugin accepts: `127.0.0.1:<port>`.
+    fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// The secret as a bearer `Authorization` header.
+    fn bearer(&self) -> String {
+        format!("Authorization: Bearer {}", self.secret)
+    }
+
+    /// One HTTP/1.1 request written verbatim (`Connection: close` added), the
+    /// whole response read back.
+    async fn send(&self, head: &str, body: &[u8]) -> RawResponse {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).await.unwrap();
+        let mut request = head.trim_end_matches("\r\n").to_string();
+        request.push_str(&format!(
+            "\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        ));
+        stream.write_all(request.as_bytes()).await.unwrap();
+        stream.write_all(body).await.unwrap();
+        let mut bytes = Vec::new();
+        tokio::time::timeout(TIMEOUT, stream.read_to_end(&mut bytes))
+            .await
+            .expect("response in time")
+            .unwrap();
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        let status = head
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        RawResponse {
+            status,
+            head: head.to_string(),
+            body: body.to_string(),
+        }
+    }
+
+    /// A JSON POST sent with `Host: host` and exactly the `headers` given
+    /// (no secret unless among them).
+    async fn post_as(
+        &self,
+        path: &str,
+        host: &str,
+        headers: &[String],
+        body: &[u8],
+    ) -> RawResponse {
+        let mut head =
+            format!("POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json");
+        for h in headers {
+            head.push_str("\r\n");
+            head.push_str(h);
+        }
+        self.send(&head, body).await
+    }
+
+    /// [`Self::post_as`] with the right Host.
+    async fn post_with(&self, path: &str, headers: &[String], body: &[u8]) -> RawResponse {
+        self.post_as(path, &self.host(), headers, body).await
+    }
+
+    /// A JSON POST as a legitimate client sends it: right Host, bearer secret.
+    async fn post_authed(&self, path: &str, body: &[u8]) -> RawResponse {
+        self.post_with(path, &[self.bearer()], body).await
+    }
+
+    /// `POST /inject` of [`INJECT`] with the right Host and one `header`
+    /// (the secret in some form, or not).
+    async fn inject_with_header(&self, header: &str) -> RawResponse {
+        self.post_with("/inject", &[header.to_string()], INJECT)
+            .await
+    }
+
+    /// An authenticated `POST /inject` of [`INJECT`] naming `host` as Host
+    /// (what a browser sends after DNS rebinding).
+    async fn inject_via_host(&self, host: &str) -> RawResponse {
+        self.post_as("/inject", host, &[self.bearer()], INJECT)
+            .await
+    }
+
+    /// An authenticated `POST /inject` of [`INJECT`] with the right Host and
+    /// `Origin: origin` (what a web page's fetch sends).
+    async fn inject_from_origin(&self, origin: &str) -> RawResponse {
+        self.post_with(
+            "/inject",
+            &[self.bearer(), format!("Origin: {origin}")],
+            INJECT,
+        )
+        .await
+    }
+
+    /// An unauthenticated `GET path` with `Host: host`.
+    async fn get_as(&self, path: &str, host: &str) -> RawResponse {
+        self.send(&format!("GET {path} HTTP/1.1\r\nHost: {host}"), b"")
+            .await
+    }
+
+    /// `GET /status` (open, no secret) with the right Host.
+    async fn status(&self) -> RawResponse {
+        self.get_as("/status", &self.host()).await
+    }
+
+    /// The head of an authenticated POST /inject that announces its own body
+    /// `framing` (a length or chunked), for tests that then write the body
+    /// byte by byte on the socket themselves.
+    fn inject_head_framed(&self, framing: &str) -> String {
+        format!(
+            "POST /inject HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\n\
+             Content-Type: application/json\r\n{framing}\r\n\r\n",
+            self.host(),
+            self.secret
+        )
+    }
+}
+
+/// A plugin started with `extra`, handshake done, an SSE client listening,
+/// and then sent Claude Code's permission `request`: the starting point of
+/// the verdict tests, with the relay on or off.
+async fn plugin_asked_permission(extra: &[&str], request: &Value) -> (HttpPlugin, SseStream) {
+    let mut plugin = HttpPlugin::start(extra).await;
+    plugin.mcp.handshake().await;
+    let sse = plugin.sse(None).await;
+    plugin
+        .mcp
+        .notify(
+            "notifications/claude/channel/permission_request",
+            request.clone(),
+        )
+        .await;
+    (plugin, sse)
+}
 
 #[tokio::test]
 async fn both_secret_header_forms_work_and_near_misses_fail() {
     let plugin = HttpPlugin::start(&[]).await;
-    let (port, secret) = (plugin.port, plugin.secret.clone());
-    let host = format!("127.0.0.1:{port}");
+    let ep = Endpoint::of(&plugin);
+    let secret = ep.secret.clone();
     assert_eq!(secret.len(), 64);
 
     for good in [
@@ -86,12 +208,7 @@ async fn both_secret_header_forms_work_and_near_misses_fail() {
         format!("X-OPZero-Secret: {secret}"),
         format!("x-opzero-secret:   {secret}  "),
     ] {
-        let r = raw(
-            port,
-            &post("/inject", &host, std::slice::from_ref(&good)),
-            INJECT,
-        )
-        .await;
+        let r = ep.inject_with_header(&good).await;
         assert_eq!(r.status, 202, "{good}: {}", r.body);
     }
     let flipped = {
@@ -116,12 +233,7 @@ async fn both_secret_header_forms_work_and_near_misses_fail() {
         bad.push(format!("Authorization: Bearer {upper}"));
     }
     for header in bad {
-        let r = raw(
-            port,
-            &post("/inject", &host, std::slice::from_ref(&header)),
-            INJECT,
-        )
-        .await;
+        let r = ep.inject_with_header(&header).await;
         assert_eq!(r.status, 401, "{header}: {}", r.body);
         assert!(!r.body.contains(&secret));
     }
@@ -132,23 +244,23 @@ async fn both_secret_header_forms_work_and_near_misses_fail() {
         ("GET", "/events"),
         ("POST", "/permission"),
     ] {
-        let r = raw(
-            port,
-            &format!("{method} {path} HTTP/1.1\r\nHost: {host}"),
-            b"",
-        )
-        .await;
+        let r = ep
+            .send(
+                &format!("{method} {path} HTTP/1.1\r\nHost: {}", ep.host()),
+                b"",
+            )
+            .await;
         assert_eq!(r.status, 401, "{method} {path}: {}", r.body);
     }
-    let r = raw(port, &format!("GET /status HTTP/1.1\r\nHost: {host}"), b"").await;
+    let r = ep.status().await;
     assert_eq!(r.status, 200);
 }
 
 #[tokio::test]
 async fn host_and_origin_checks_stop_dns_rebinding_and_web_pages() {
     let plugin = HttpPlugin::start(&[]).await;
-    let (port, secret) = (plugin.port, plugin.secret.clone());
-    let auth = format!("Authorization: Bearer {secret}");
+    let ep = Endpoint::of(&plugin);
+    let port = ep.port;
 
     // DNS rebinding: the browser sends the attacker's name as Host.
     for host in [
@@ -159,18 +271,13 @@ async fn host_and_origin_checks_stop_dns_rebinding_and_web_pages() {
         format!("localhost.:{port}"),
         format!("[::1]:{port}"),
     ] {
-        let r = raw(
-            port,
-            &post("/inject", &host, std::slice::from_ref(&auth)),
-            INJECT,
-        )
-        .await;
+        let r = ep.inject_via_host(&host).await;
         assert_eq!(r.status, 403, "Host {host} accepted: {}", r.body);
-        let r = raw(port, &format!("GET /status HTTP/1.1\r\nHost: {host}"), b"").await;
+        let r = ep.get_as("/status", &host).await;
         assert_eq!(r.status, 403, "/status readable with Host {host}");
     }
     // HTTP/1.0 without Host.
-    let r = raw(port, "GET /status HTTP/1.0", b"").await;
+    let r = ep.send("GET /status HTTP/1.0", b"").await;
     assert_eq!(r.status, 403, "no Host: {}", r.head);
 
     for host in [
@@ -178,17 +285,11 @@ async fn host_and_origin_checks_stop_dns_rebinding_and_web_pages() {
         format!("localhost:{port}"),
         format!("LOCALHOST:{port}"),
     ] {
-        let r = raw(
-            port,
-            &post("/inject", &host, std::slice::from_ref(&auth)),
-            INJECT,
-        )
-        .await;
+        let r = ep.inject_via_host(&host).await;
         assert_eq!(r.status, 202, "Host {host}: {}", r.body);
     }
 
     // A web page: its Origin is not loopback. Refused even with the secret.
-    let host = format!("127.0.0.1:{port}");
     for origin in [
         "http://evil.example",
         "null",
@@ -196,16 +297,7 @@ async fn host_and_origin_checks_stop_dns_rebinding_and_web_pages() {
         "http://localhost.evil:80",
         "file://",
     ] {
-        let r = raw(
-            port,
-            &post(
-                "/inject",
-                &host,
-                &[auth.clone(), format!("Origin: {origin}")],
-            ),
-            INJECT,
-        )
-        .await;
+        let r = ep.inject_from_origin(origin).await;
         assert_eq!(r.status, 403, "Origin {origin} accepted: {}", r.body);
     }
     for origin in [
@@ -213,16 +305,7 @@ async fn host_and_origin_checks_stop_dns_rebinding_and_web_pages() {
         "http://127.0.0.1:4097",
         "http://[::1]:3000",
     ] {
-        let r = raw(
-            port,
-            &post(
-                "/inject",
-                &host,
-                &[auth.clone(), format!("Origin: {origin}")],
-            ),
-            INJECT,
-        )
-        .await;
+        let r = ep.inject_from_origin(origin).await;
         assert_eq!(
             r.status, 202,
             "loopback Origin {origin} refused: {}",
@@ -231,16 +314,7 @@ async fn host_and_origin_checks_stop_dns_rebinding_and_web_pages() {
     }
     // No CORS grant: a loopback page of another app can send, but a browser
     // will not let any page read the answers.
-    let r = raw(
-        port,
-        &post(
-            "/inject",
-            &host,
-            &[auth.clone(), "Origin: http://localhost:5173".into()],
-        ),
-        INJECT,
-    )
-    .await;
+    let r = ep.inject_from_origin("http://localhost:5173").await;
     assert!(
         !r.head
             .to_ascii_lowercase()
@@ -256,12 +330,11 @@ async fn host_and_origin_checks_stop_dns_rebinding_and_web_pages() {
 #[tokio::test]
 async fn huge_content_length_with_a_slow_body_is_refused_promptly() {
     let plugin = HttpPlugin::start(&[]).await;
-    let port = plugin.port;
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let ep = Endpoint::of(&plugin);
+    let mut stream = TcpStream::connect(("127.0.0.1", ep.port)).await.unwrap();
     let head = format!(
-        "POST /inject HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {}\r\n\
-         Content-Type: application/json\r\nContent-Length: 1073741824\r\n\r\n{{\"content\":\"",
-        plugin.secret
+        "{}{{\"content\":\"",
+        ep.inject_head_framed("Content-Length: 1073741824")
     );
     stream.write_all(head.as_bytes()).await.unwrap();
     let sent_at = Instant::now();
@@ -287,14 +360,10 @@ async fn huge_content_length_with_a_slow_body_is_refused_promptly() {
 #[tokio::test]
 async fn chunked_body_over_the_cap_is_cut_off_after_the_cap() {
     let plugin = HttpPlugin::start(&[]).await;
-    let port = plugin.port;
-    let stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let ep = Endpoint::of(&plugin);
+    let stream = TcpStream::connect(("127.0.0.1", ep.port)).await.unwrap();
     let (mut rd, mut wr) = stream.into_split();
-    let head = format!(
-        "POST /inject HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {}\r\n\
-         Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n",
-        plugin.secret
-    );
+    let head = ep.inject_head_framed("Transfer-Encoding: chunked");
     wr.write_all(head.as_bytes()).await.unwrap();
     let writer = tokio::spawn(async move {
         let chunk = vec![b'a'; 64 * 1024];
@@ -329,22 +398,16 @@ async fn chunked_body_over_the_cap_is_cut_off_after_the_cap() {
 async fn body_at_the_cap_is_read_and_one_byte_more_is_413() {
     let mut plugin = HttpPlugin::start(&[]).await;
     plugin.mcp.handshake().await;
-    let host = format!("127.0.0.1:{}", plugin.port);
-    let auth = format!("Authorization: Bearer {}", plugin.secret);
+    let ep = Endpoint::of(&plugin);
     let frame = br#"{"content":""}"#;
     let fill = 1024 * 1024 - frame.len();
     let body = [&br#"{"content":""#[..], &vec![b'z'; fill], &br#""}"#[..]].concat();
     assert_eq!(body.len(), 1024 * 1024);
-    let r = raw(
-        plugin.port,
-        &post("/inject", &host, std::slice::from_ref(&auth)),
-        &body,
-    )
-    .await;
+    let r = ep.post_authed("/inject", &body).await;
     assert_eq!(r.status, 202, "{}", r.body);
     let mut over = body.clone();
     over.insert(13, b'z');
-    let r = raw(plugin.port, &post("/inject", &host, &[auth]), &over).await;
+    let r = ep.post_authed("/inject", &over).await;
     assert_eq!(r.status, 413, "{}", r.body);
     let n = plugin
         .mcp
@@ -377,63 +440,27 @@ async fn secret_and_claude_env_never_in_logs_or_status() {
         ],
     )
     .await;
-    let discovery = wait_for_discovery(&dir.join(format!("{SESSION_ID}.json")), &mcp).await;
-    let port = discovery["port"].as_u64().unwrap() as u16;
-    let secret = discovery["secret"].as_str().unwrap().to_string();
+    let ep = Endpoint::discovered(&dir, &mcp).await;
+    let secret = ep.secret.clone();
     mcp.handshake().await;
-    let host = format!("127.0.0.1:{port}");
-    let auth = format!("Authorization: Bearer {secret}");
+    let host = ep.host();
 
     // Exercise every path that logs: accepted, refused, wrong secret, SSE,
     // permission relay, reply, bad input.
-    raw(
-        port,
-        &post("/inject", &host, std::slice::from_ref(&auth)),
-        br#"{"content":"hi","meta":{"k":"v"}}"#,
-    )
-    .await;
-    raw(
-        port,
-        &post("/inject", &host, &[format!("X-OPZero-Secret: {secret}")]),
+    ep.post_authed("/inject", br#"{"content":"hi","meta":{"k":"v"}}"#)
+        .await;
+    ep.post_with(
+        "/inject",
+        &[format!("X-OPZero-Secret: {secret}")],
         br#"{"content":"hi"}"#,
     )
     .await;
-    raw(
-        port,
-        &post(
-            "/inject",
-            &host,
-            &[format!("Authorization: Bearer {}x", &secret[..63])],
-        ),
-        INJECT,
-    )
-    .await;
-    raw(
-        port,
-        &post(
-            "/inject",
-            &host,
-            &[format!("X-OPZero-Secret: {}", &secret[..32])],
-        ),
-        INJECT,
-    )
-    .await;
-    raw(
-        port,
-        &post("/inject", &host, std::slice::from_ref(&auth)),
-        b"{not json",
-    )
-    .await;
-    raw(
-        port,
-        &post(
-            "/inject",
-            &format!("evil:{port}"),
-            std::slice::from_ref(&auth),
-        ),
-        INJECT,
-    )
-    .await;
+    ep.inject_with_header(&format!("Authorization: Bearer {}x", &secret[..63]))
+        .await;
+    ep.inject_with_header(&format!("X-OPZero-Secret: {}", &secret[..32]))
+        .await;
+    ep.post_authed("/inject", b"{not json").await;
+    ep.inject_via_host(&format!("evil:{}", ep.port)).await;
     let mut sse = {
         let client = reqwest::Client::new();
         client
@@ -455,13 +482,12 @@ async fn secret_and_claude_env_never_in_logs_or_status() {
     .await;
     mcp.expect_response(5).await;
     let _ = tokio::time::timeout(Duration::from_millis(500), sse.chunk()).await;
-    raw(
-        port,
-        &post("/permission", &host, std::slice::from_ref(&auth)),
+    ep.post_authed(
+        "/permission",
         br#"{"request_id":"abcde","behavior":"deny"}"#,
     )
     .await;
-    let status = raw(port, &format!("GET /status HTTP/1.1\r\nHost: {host}"), b"").await;
+    let status = ep.status().await;
     assert_eq!(status.status, 200);
     drop(sse);
     mcp.close_stdin();
@@ -498,47 +524,30 @@ async fn verdicts_only_authenticated_and_only_with_the_relay_on() {
 
     // Relay off: Claude Code's request is not published; POST /permission
     // is refused even with the secret; nothing reaches stdout.
-    let mut off = HttpPlugin::start(&[]).await;
-    off.mcp.handshake().await;
-    let mut sse = off.sse(None).await;
-    off.mcp
-        .notify(
-            "notifications/claude/channel/permission_request",
-            request.clone(),
-        )
-        .await;
-    let host = format!("127.0.0.1:{}", off.port);
-    let auth = format!("Authorization: Bearer {}", off.secret);
-    let r = raw(off.port, &post("/permission", &host, &[auth]), verdict).await;
+    let (mut off, mut sse) = plugin_asked_permission(&[], &request).await;
+    let r = Endpoint::of(&off).post_authed("/permission", verdict).await;
     assert_eq!(r.status, 404, "{}", r.body);
     assert!(r.body.contains("relay is off"), "{}", r.body);
     sse.expect_no_event(Duration::from_millis(300)).await;
     off.mcp.expect_no_frame(Duration::from_millis(300)).await;
 
     // Relay on.
-    let mut on = HttpPlugin::start(&["--permission-relay"]).await;
-    on.mcp.handshake().await;
-    let mut sse = on.sse(None).await;
-    on.mcp
-        .notify(
-            "notifications/claude/channel/permission_request",
-            request.clone(),
-        )
-        .await;
+    let (mut on, mut sse) = plugin_asked_permission(&["--permission-relay"], &request).await;
     assert_eq!(sse.next_event().await.event, "permission_request");
-    let host = format!("127.0.0.1:{}", on.port);
-    let auth = format!("Authorization: Bearer {}", on.secret);
+    let ep = Endpoint::of(&on);
+    let host = ep.host();
+    let auth = ep.bearer();
     // Unauthenticated, wrong secret, wrong Host, foreign Origin: refused, no verdict.
     for (h, extra) in [
         (host.clone(), vec![]),
         (host.clone(), vec!["Authorization: Bearer nope".to_string()]),
-        (format!("evil:{}", on.port), vec![auth.clone()]),
+        (format!("evil:{}", ep.port), vec![auth.clone()]),
         (
             host.clone(),
             vec![auth.clone(), "Origin: http://evil.example".to_string()],
         ),
     ] {
-        let r = raw(on.port, &post("/permission", &h, &extra), verdict).await;
+        let r = ep.post_as("/permission", &h, &extra, verdict).await;
         assert!(
             r.status == 401 || r.status == 403,
             "{extra:?} via {h}: {} {}",
@@ -547,12 +556,9 @@ async fn verdicts_only_authenticated_and_only_with_the_relay_on() {
         );
     }
     // A chat message that looks like a verdict is content, not a verdict.
-    let r = raw(
-        on.port,
-        &post("/inject", &host, std::slice::from_ref(&auth)),
-        br#"{"content":"yes qwert"}"#,
-    )
-    .await;
+    let r = ep
+        .post_authed("/inject", br#"{"content":"yes qwert"}"#)
+        .await;
     assert_eq!(r.status, 202);
     let pushed = on
         .mcp
@@ -562,12 +568,7 @@ async fn verdicts_only_authenticated_and_only_with_the_relay_on() {
     on.mcp.expect_no_frame(Duration::from_millis(300)).await;
 
     // The authenticated path: exactly one verdict, then 409.
-    let r = raw(
-        on.port,
-        &post("/permission", &host, std::slice::from_ref(&auth)),
-        verdict,
-    )
-    .await;
+    let r = ep.post_authed("/permission", verdict).await;
     assert_eq!(r.status, 202, "{}", r.body);
     let v = on
         .mcp
@@ -577,19 +578,14 @@ async fn verdicts_only_authenticated_and_only_with_the_relay_on() {
         v["params"],
         json!({"request_id": "qwert", "behavior": "allow"})
     );
-    let r = raw(
-        on.port,
-        &post("/permission", &host, std::slice::from_ref(&auth)),
-        verdict,
-    )
-    .await;
+    let r = ep.post_authed("/permission", verdict).await;
     assert_eq!(r.status, 409, "{}", r.body);
-    let r = raw(
-        on.port,
-        &post("/permission", &host, &[auth]),
-        br#"{"request_id":"zzzzz","behavior":"allow"}"#,
-    )
-    .await;
+    let r = ep
+        .post_authed(
+            "/permission",
+            br#"{"request_id":"zzzzz","behavior":"allow"}"#,
+        )
+        .await;
     assert_eq!(r.status, 404, "{}", r.body);
     on.mcp.expect_no_frame(Duration::from_millis(300)).await;
 }
@@ -629,8 +625,8 @@ async fn idle_half_open_connections_do_not_lock_out_clients() {
         });
     }
     let mcp = McpClient::spawn_command(cmd);
-    let discovery = wait_for_discovery(&dir.join(format!("{SESSION_ID}.json")), &mcp).await;
-    let port = discovery["port"].as_u64().unwrap() as u16;
+    let ep = Endpoint::discovered(&dir, &mcp).await;
+    let port = ep.port;
     let mut idle = Vec::new();
     for _ in 0..200 {
         if let Ok(Ok(mut s)) = tokio::time::timeout(
@@ -645,15 +641,7 @@ async fn idle_half_open_connections_do_not_lock_out_clients() {
             idle.push(s);
         }
     }
-    let answer = tokio::time::timeout(
-        Duration::from_secs(60),
-        raw(
-            port,
-            &format!("GET /status HTTP/1.1\r\nHost: 127.0.0.1:{port}"),
-            b"",
-        ),
-    )
-    .await;
+    let answer = tokio::time::timeout(Duration::from_secs(60), ep.status()).await;
     println!(
         "SECURITY-FIGURE idle-connections opened={} status_answered={}",
         idle.len(),

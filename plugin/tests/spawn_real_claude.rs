@@ -1,112 +1,16 @@
 //! `channel-plugin spawn`: the development-channels dialog, restarts, clean
 //! stops, and a real Claude Code session reaching the channel gate offline.
 
+mod spawn_run;
 #[path = "launch_support.rs"]
 mod support;
 
-use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use spawn_run::{pgid_from, SpawnRun};
 use support::*;
-
-/// Collects a child's stderr lines on a thread.
-fn stderr_lines(child: &mut std::process::Child) -> mpsc::Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    let stderr = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    rx
-}
-
-/// Reads lines until one contains `needle`; returns everything read so far.
-fn until(
-    rx: &mpsc::Receiver<String>,
-    seen: &mut Vec<String>,
-    needle: &str,
-    timeout: Duration,
-) -> Option<String> {
-    let deadline = Instant::now() + timeout;
-    if let Some(l) = seen.iter().find(|l| l.contains(needle)) {
-        return Some(l.clone());
-    }
-    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-        match rx.recv_timeout(left) {
-            Ok(line) => {
-                seen.push(line.clone());
-                if line.contains(needle) {
-                    return Some(line);
-                }
-            }
-            Err(_) => break,
-        }
-    }
-    None
-}
-
-/// Stops a spawn process (and so its claude group) if a test fails midway, so
-/// no failed run leaves claude behind.
-struct StopOnDrop(i32);
-
-impl Drop for StopOnDrop {
-    fn drop(&mut self) {
-        unsafe {
-            if libc::kill(self.0, 0) == 0 {
-                libc::kill(self.0, libc::SIGTERM);
-                std::thread::sleep(Duration::from_secs(3));
-                libc::kill(self.0, libc::SIGKILL);
-            }
-        }
-    }
-}
-
-/// Everything the child wrote, once its stderr closes.
-fn drain(rx: &mpsc::Receiver<String>) -> Vec<String> {
-    let mut lines = Vec::new();
-    while let Ok(l) = rx.recv_timeout(Duration::from_secs(10)) {
-        lines.push(l);
-    }
-    lines
-}
-
-fn sigterm(child: &std::process::Child) {
-    unsafe {
-        libc::kill(child.id() as i32, libc::SIGTERM);
-    }
-}
-
-fn wait_exit(child: &mut std::process::Child, timeout: Duration) -> std::process::ExitStatus {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            return s;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("spawn did not exit within {timeout:?}");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn pgid_from(seen: &[String]) -> i32 {
-    let line = seen
-        .iter()
-        .find(|l| l.contains("claude started (process group "))
-        .expect("spawn logs claude's process group");
-    let tail = line.split("process group ").nth(1).unwrap();
-    tail.chars()
-        .take_while(char::is_ascii_digit)
-        .collect::<String>()
-        .parse()
-        .unwrap()
-}
 
 /// A fake claude that draws the dialog exactly as Claude Code 2.1.330 words it
 /// (offline the real one skips it: channels are unavailable), then records the
@@ -167,37 +71,51 @@ fn spawn_cmd(claude: &std::path::Path, cwd: &std::path::Path, extra: &[&str]) ->
     cmd
 }
 
+/// [`spawn_cmd`] for a stand-in claude with everything in `dir`: it is the
+/// project, HOME (so no real config is read or written) and the home of
+/// spawn's debug file.
+fn stand_in_spawn_cmd(claude: &Path, dir: &Path, extra: &[&str]) -> Command {
+    let mut cmd = spawn_cmd(claude, dir, extra);
+    cmd.arg("--debug-file")
+        .arg(dir.join("debug.txt"))
+        .env("HOME", dir);
+    cmd
+}
+
+/// Makes a stand-in claude with `make_claude` in a fresh temp dir and starts
+/// `spawn` on it as [`stand_in_spawn_cmd`] sets it up. The dir is returned to
+/// keep it alive and to read what the stand-in recorded.
+fn run_stand_in(
+    make_claude: impl FnOnce(&Path) -> PathBuf,
+    extra: &[&str],
+) -> (tempfile::TempDir, SpawnRun) {
+    let dir = tempfile::tempdir().unwrap();
+    let claude = make_claude(dir.path());
+    let run = SpawnRun::start(&mut stand_in_spawn_cmd(&claude, dir.path(), extra));
+    (dir, run)
+}
+
+/// [`spawn_cmd`] for the real claude, in `home`'s offline environment.
+fn offline_spawn_cmd(claude: &Path, home: &OfflineHome, cwd: &Path, extra: &[&str]) -> Command {
+    let mut cmd = spawn_cmd(claude, cwd, extra);
+    home.apply(&mut cmd);
+    cmd
+}
+
 #[test]
 fn accepts_the_dev_channels_dialog_only_when_told_to() {
-    let dir = tempfile::tempdir().unwrap();
-    let claude = dialog_claude(dir.path());
-    let debug = dir.path().join("debug.txt");
-
-    let mut child = spawn_cmd(
-        &claude,
-        dir.path(),
+    let (dir, mut run) = run_stand_in(
+        dialog_claude,
         &[
             "--accept-development-channels-warning",
             "--max-restarts",
             "0",
-            "--debug-file",
         ],
-    )
-    .arg(&debug)
-    .env("HOME", dir.path())
-    .spawn()
-    .unwrap();
-
-    let _stop = StopOnDrop(child.id() as i32);
-    let rx = stderr_lines(&mut child);
-    let mut seen = Vec::new();
-    let accepted = until(
-        &rx,
-        &mut seen,
+    );
+    run.expect_line(
         "accepted the development-channels warning",
         Duration::from_secs(30),
     );
-    assert!(accepted.is_some(), "{}", seen.join("\n"));
     assert!(wait_until(Duration::from_secs(10), || {
         std::fs::read_to_string(dir.path().join("keys")).is_ok_and(|k| k == "1")
     }));
@@ -206,36 +124,21 @@ fn accepts_the_dev_channels_dialog_only_when_told_to() {
         argv.contains("--dangerously-load-development-channels server:synthesis"),
         "{argv}"
     );
-    sigterm(&child);
-    let status = wait_exit(&mut child, Duration::from_secs(30));
+    run.sigterm();
+    let status = run.wait_exit(Duration::from_secs(30));
     assert!(status.success(), "{status}");
-    let pgid = pgid_from(&seen);
+    let pgid = run.pgid();
     assert!(
         group_gone(pgid),
         "claude's process group {pgid} outlived spawn"
     );
 
     // Without the flag: no keystroke, a clear error, exit 2.
-    let dir = tempfile::tempdir().unwrap();
-    let claude = dialog_claude(dir.path());
-    let mut child = spawn_cmd(
-        &claude,
-        dir.path(),
-        &["--max-restarts", "0", "--debug-file"],
-    )
-    .arg(dir.path().join("debug.txt"))
-    .env("HOME", dir.path())
-    .spawn()
-    .unwrap();
-    let _stop = StopOnDrop(child.id() as i32);
-    let rx = stderr_lines(&mut child);
-    let mut seen = Vec::new();
-    let status = wait_exit(&mut child, Duration::from_secs(40));
-    while let Ok(l) = rx.recv_timeout(Duration::from_millis(200)) {
-        seen.push(l);
-    }
-    assert_eq!(status.code(), Some(2), "{}", seen.join("\n"));
-    let all = seen.join("\n");
+    let (dir, mut run) = run_stand_in(dialog_claude, &["--max-restarts", "0"]);
+    let status = run.wait_exit(Duration::from_secs(40));
+    run.read_rest(Duration::from_millis(200));
+    let all = run.log_text();
+    assert_eq!(status.code(), Some(2), "{all}");
     assert!(
         all.contains("Pass --accept-development-channels-warning"),
         "{all}"
@@ -258,7 +161,7 @@ fn restarts_with_backoff_then_gives_up() {
         ),
     );
     let sid = "0b7e2f6a-1c3d-4e5f-8a9b-0c1d2e3f4a5b";
-    let mut child = spawn_cmd(
+    let mut run = SpawnRun::start(&mut stand_in_spawn_cmd(
         &claude,
         dir.path(),
         &[
@@ -270,18 +173,11 @@ fn restarts_with_backoff_then_gives_up() {
             "2",
             "--backoff-initial",
             "0.2",
-            "--debug-file",
         ],
-    )
-    .arg(dir.path().join("debug.txt"))
-    .env("HOME", dir.path())
-    .spawn()
-    .unwrap();
-    let _stop = StopOnDrop(child.id() as i32);
-    let rx = stderr_lines(&mut child);
-    let status = wait_exit(&mut child, Duration::from_secs(60));
-    let log: Vec<String> = drain(&rx);
-    let log = log.join("\n");
+    ));
+    let status = run.wait_exit(Duration::from_secs(60));
+    run.read_rest(Duration::from_secs(10));
+    let log = run.log_text();
     assert_eq!(status.code(), Some(3), "{log}");
     assert!(
         log.contains("restart 1")
@@ -312,8 +208,9 @@ fn spawn_reaches_the_availability_gate_and_stops_the_whole_group() {
     };
     let home = OfflineHome::new();
     let sid = uuid::Uuid::new_v4().to_string();
-    let mut cmd = spawn_cmd(
+    let mut run = SpawnRun::start(&mut offline_spawn_cmd(
         &claude,
+        &home,
         &home.project,
         &[
             "--session-id",
@@ -322,32 +219,18 @@ fn spawn_reaches_the_availability_gate_and_stops_the_whole_group() {
             "--max-restarts",
             "0",
         ],
-    );
-    home.apply(&mut cmd);
-    let mut child = cmd.spawn().unwrap();
-    let _stop = StopOnDrop(child.id() as i32);
-    let rx = stderr_lines(&mut child);
-    let mut seen = Vec::new();
-    let gate = until(
-        &rx,
-        &mut seen,
+    ));
+    let Some(gate) = run.until(
         &availability_gate_line("synthesis"),
         Duration::from_secs(90),
-    );
-    if gate.is_none() {
-        let _ = child.kill();
-        let status = child.wait().unwrap();
-        panic!("no gate line from spawn ({status}):\n{}", seen.join("\n"));
-    }
-    eprintln!("observed via spawn: {}", gate.unwrap());
+    ) else {
+        let _ = run.child.kill();
+        let status = run.child.wait().unwrap();
+        panic!("no gate line from spawn ({status}):\n{}", run.log_text());
+    };
+    eprintln!("observed via spawn: {gate}");
     // The explanation follows on the next lines of the same log record.
-    let means = until(
-        &rx,
-        &mut seen,
-        "means: Checks 1-3 passed",
-        Duration::from_secs(10),
-    );
-    assert!(means.is_some(), "{}", seen.join("\n"));
+    run.expect_line("means: Checks 1-3 passed", Duration::from_secs(10));
     let debug = home.home().join(format!(".claude/debug/{sid}.txt"));
     let connected = wait_for_line(
         &debug,
@@ -360,10 +243,10 @@ fn spawn_reaches_the_availability_gate_and_stops_the_whole_group() {
         "{connected}"
     );
 
-    let pgid = pgid_from(&seen);
+    let pgid = run.pgid();
     assert!(group_alive(pgid));
-    sigterm(&child);
-    let status = wait_exit(&mut child, Duration::from_secs(40));
+    run.sigterm();
+    let status = run.wait_exit(Duration::from_secs(40));
     assert!(status.success(), "{status}");
     assert!(
         group_gone(pgid),
@@ -382,26 +265,22 @@ fn spawn_recognises_the_real_trust_dialog_and_stops() {
     let home = OfflineHome::new();
     let untrusted = home.path("untrusted");
     std::fs::create_dir_all(&untrusted).unwrap();
-    let mut cmd = spawn_cmd(
+    let mut run = SpawnRun::start(&mut offline_spawn_cmd(
         &claude,
+        &home,
         &untrusted,
         &[
             "--accept-development-channels-warning",
             "--max-restarts",
             "0",
         ],
-    );
-    home.apply(&mut cmd);
-    let mut child = cmd.spawn().unwrap();
-    let _stop = StopOnDrop(child.id() as i32);
-    let rx = stderr_lines(&mut child);
-    let status = wait_exit(&mut child, Duration::from_secs(90));
-    let log: Vec<String> = drain(&rx);
-    let log = log.join("\n");
+    ));
+    let status = run.wait_exit(Duration::from_secs(90));
+    run.read_rest(Duration::from_secs(10));
+    let log = run.log_text();
     assert_eq!(status.code(), Some(2), "{log}");
     assert!(log.contains("asking whether to trust the folder"), "{log}");
-    let pgid = pgid_from(&log.lines().map(str::to_owned).collect::<Vec<_>>());
-    assert!(group_gone(pgid));
+    assert!(group_gone(run.pgid()));
 }
 
 /// A stand-in claude that just stays up, in its own group with a child of its
@@ -415,36 +294,14 @@ fn long_running_claude(dir: &std::path::Path) -> std::path::PathBuf {
 
 #[test]
 fn sigterm_stops_the_group_even_after_the_log_reader_is_gone() {
-    let dir = tempfile::tempdir().unwrap();
-    let claude = long_running_claude(dir.path());
-    let mut child = spawn_cmd(
-        &claude,
-        dir.path(),
-        &["--max-restarts", "0", "--debug-file"],
-    )
-    .arg(dir.path().join("debug.txt"))
-    .env("HOME", dir.path())
-    .spawn()
-    .unwrap();
-    let _stop = StopOnDrop(child.id() as i32);
-    let rx = stderr_lines(&mut child);
-    let mut seen = Vec::new();
-    assert!(
-        until(
-            &rx,
-            &mut seen,
-            "claude started (process group",
-            Duration::from_secs(30)
-        )
-        .is_some(),
-        "{seen:?}"
-    );
-    let pgid = pgid_from(&seen);
+    let (_dir, mut run) = run_stand_in(long_running_claude, &["--max-restarts", "0"]);
+    run.expect_line("claude started (process group", Duration::from_secs(30));
+    let pgid = run.pgid();
     // The parent stops reading: every later log line hits a closed pipe.
-    drop(rx);
+    run.stop_reading();
     std::thread::sleep(Duration::from_millis(500));
-    sigterm(&child);
-    let status = wait_exit(&mut child, Duration::from_secs(30));
+    run.sigterm();
+    let status = run.wait_exit(Duration::from_secs(30));
     assert!(status.success(), "{status}");
     assert!(group_gone(pgid), "group {pgid} outlived spawn");
 }
@@ -494,32 +351,15 @@ fn exit_with_parent_stops_claude_when_the_parent_dies() {
 
 #[test]
 fn presses_enter_when_the_dialog_ignores_the_digit() {
-    let dir = tempfile::tempdir().unwrap();
-    let claude = dialog_claude_with(dir.path(), true);
-    let mut child = spawn_cmd(
-        &claude,
-        dir.path(),
+    let (dir, mut run) = run_stand_in(
+        |dir| dialog_claude_with(dir, true),
         &[
             "--accept-development-channels-warning",
             "--max-restarts",
             "0",
-            "--debug-file",
         ],
-    )
-    .arg(dir.path().join("debug.txt"))
-    .env("HOME", dir.path())
-    .spawn()
-    .unwrap();
-    let _stop = StopOnDrop(child.id() as i32);
-    let rx = stderr_lines(&mut child);
-    let mut seen = Vec::new();
-    let pressed = until(
-        &rx,
-        &mut seen,
-        "pressing Enter on the dialog",
-        Duration::from_secs(30),
     );
-    assert!(pressed.is_some(), "{}", seen.join("\n"));
+    run.expect_line("pressing Enter on the dialog", Duration::from_secs(30));
     assert!(
         wait_until(Duration::from_secs(10), || std::fs::read_to_string(
             dir.path().join("keys")
@@ -527,6 +367,6 @@ fn presses_enter_when_the_dialog_ignores_the_digit() {
         .is_ok_and(|k| k == "\r")),
         "the dialog did not get Enter"
     );
-    sigterm(&child);
-    assert!(wait_exit(&mut child, Duration::from_secs(30)).success());
+    run.sigterm();
+    assert!(run.wait_exit(Duration::from_secs(30)).success());
 }
