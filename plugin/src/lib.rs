@@ -12,4 +12,5 @@ pub mod launch;
 pub mod mcp;
 pub mod shutdown;
 pub mod spawn;
+pub mod stdio;
 pub mod ws;

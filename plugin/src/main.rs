@@ -48,11 +48,14 @@ fn main() -> ExitCode {
                 .add_directive("tungstenite=info".parse().expect("a valid directive")),
         )
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    // One thread: the bridges are one event loop each (every frame goes from
+    // a socket to stdout, or back, through the same few tasks, so there are
+    // no cross-thread wake-ups on the hot path), and `launch`/`spawn`/`doctor`
+    // do their blocking work on the blocking pool. Never building the
+    // multi-thread scheduler also keeps its code (and libm, for its poll-time
+    // average) out of the resident set.
+    let mut builder = tokio::runtime::Builder::new_current_thread();
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(err) => {
             eprintln!("channel-plugin: cannot start the async runtime: {err}");
@@ -68,9 +71,9 @@ fn main() -> ExitCode {
             Command::Doctor(args) => doctor::run(args).await,
         }
     });
-    // `tokio::io::stdin()` reads on a blocking thread that may sit in read(2)
-    // forever (after a signal, stdin is still open); dropping the runtime
-    // normally would wait for it. Everything that matters (discovery file
+    // When stdin is not a pipe or socket, `tokio::io::stdin()` reads on a
+    // blocking thread that may sit in read(2) forever (after a signal, stdin
+    // is still open); dropping the runtime normally would wait for it. Everything that matters (discovery file
     // removal, stdout flush) is done by now, so do not wait.
     runtime.shutdown_background();
     match result {

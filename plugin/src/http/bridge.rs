@@ -36,7 +36,7 @@ impl Bridge for HttpBridge {
         });
         match self.hub.try_publish("reply", &data) {
             Ok(published) if published.clients > 0 => {
-                tracing::info!(
+                tracing::debug!(
                     id = published.id,
                     clients = published.clients,
                     "reply sent to SSE clients"

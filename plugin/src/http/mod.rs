@@ -161,10 +161,13 @@ pub async fn run(args: HttpArgs) -> anyhow::Result<ExitCode> {
         "channel-plugin http listening on 127.0.0.1"
     );
 
+    let (input, input_mode) = crate::stdio::stdin();
+    let (output, output_mode) = crate::stdio::stdout();
+    tracing::debug!(?input_mode, ?output_mode, "stdio streams");
     let end = core
         .serve(
-            tokio::io::stdin(),
-            tokio::io::stdout(),
+            input,
+            output,
             Arc::new(HttpBridge::new(hub)),
             signals.wait(),
         )

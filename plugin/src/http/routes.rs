@@ -280,7 +280,14 @@ async fn inject(State(st): Shared, body: Body) -> Response {
         meta: event_meta,
     }) {
         Ok(id) => {
-            tracing::info!(id, "event injected");
+            // Per-event success is debug: an info line (a stderr write) per event
+            // would sit on the hot path. Refusals stay at warn.
+            tracing::debug!(id, "event injected");
+            // Let the stdout writer (woken by the push) run before this
+            // task writes the 202: the notification is what the caller waits
+            // for, and on a one-thread runtime it would otherwise queue
+            // behind the response's own write.
+            tokio::task::yield_now().await;
             (StatusCode::ACCEPTED, Json(json!({ "id": id.to_string() }))).into_response()
         }
         Err(err) => {

@@ -352,6 +352,33 @@ impl Shared {
     }
 }
 
+/// `notifications/claude/channel`, serialized straight from borrowed parts:
+/// the same bytes as building a `serde_json::Value` (same key order), without
+/// copying the content into one on every event.
+#[derive(serde::Serialize)]
+struct ChannelNotification<'a> {
+    jsonrpc: &'static str,
+    method: &'static str,
+    params: ChannelParams<'a>,
+}
+
+#[derive(serde::Serialize)]
+struct ChannelParams<'a> {
+    content: &'a str,
+    #[serde(skip_serializing_if = "Map::is_empty")]
+    meta: &'a Map<String, Value>,
+}
+
+impl<'a> ChannelNotification<'a> {
+    fn new(content: &'a str, meta: &'a Map<String, Value>) -> Self {
+        Self {
+            jsonrpc: "2.0",
+            method: CHANNEL_METHOD,
+            params: ChannelParams { content, meta },
+        }
+    }
+}
+
 impl CoreHandle {
     /// Push an outside event as `notifications/claude/channel`. Held until the
     /// session is ready; refused (never dropped) when the queue is full.
@@ -369,12 +396,8 @@ impl CoreHandle {
                 tracing::error!(key, "invalid meta key reached the core; key dropped");
             }
         }
-        let mut params = json!({ "content": event.content });
-        if !meta.is_empty() {
-            params["meta"] = Value::Object(meta);
-        }
-        let line = serde_json::to_vec(&notification_frame(CHANNEL_METHOD, params))
-            .expect("a serde_json::Value always serializes");
+        let line = serde_json::to_vec(&ChannelNotification::new(&event.content, &meta))
+            .expect("strings and a string map always serialize");
         let mut state = shared.lock();
         if state.shutting_down {
             tracing::warn!("channel event refused: the session is shutting down");
@@ -488,5 +511,32 @@ impl CoreHandle {
 
     pub fn config(&self) -> &CoreConfig {
         &self.shared.config
+    }
+}
+
+#[cfg(test)]
+mod notification_tests {
+    use super::*;
+
+    /// The borrowed serializer must produce exactly what building the frame
+    /// as a `Value` did (what the conformance goldens were written from).
+    #[test]
+    fn channel_notification_bytes_match_the_value_form() {
+        let mut meta = Map::new();
+        meta.insert("chat_id".into(), Value::String("web".into()));
+        meta.insert("user".into(), Value::String("ana \"<b>\" \u{e9}".into()));
+        let content = "line one\nline \"two\" \u{1F600}";
+        for meta in [Map::new(), meta] {
+            let mut params = json!({ "content": content });
+            if !meta.is_empty() {
+                params["meta"] = Value::Object(meta.clone());
+            }
+            let expected = serde_json::to_vec(&notification_frame(CHANNEL_METHOD, params)).unwrap();
+            let got = serde_json::to_vec(&ChannelNotification::new(content, &meta)).unwrap();
+            assert_eq!(
+                String::from_utf8(got).unwrap(),
+                String::from_utf8(expected).unwrap()
+            );
+        }
     }
 }

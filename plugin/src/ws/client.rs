@@ -565,7 +565,7 @@ fn handle_text(text: &str, core: &dyn CoreLink) -> Option<OutFrame> {
             );
             match core.push(event) {
                 Ok(id) => {
-                    tracing::info!(id, chars, meta = %keys, "inbound event pushed to Claude Code");
+                    tracing::debug!(id, chars, meta = %keys, "inbound event pushed to Claude Code");
                     None
                 }
                 Err(err) => {

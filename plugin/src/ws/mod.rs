@@ -279,14 +279,10 @@ pub async fn run(args: WsArgs) -> anyhow::Result<ExitCode> {
         client_stopped,
     ));
 
-    let end = core
-        .serve(
-            tokio::io::stdin(),
-            tokio::io::stdout(),
-            bridge,
-            signals.wait(),
-        )
-        .await;
+    let (input, input_mode) = crate::stdio::stdin();
+    let (output, output_mode) = crate::stdio::stdout();
+    tracing::debug!(?input_mode, ?output_mode, "stdio streams");
+    let end = core.serve(input, output, bridge, signals.wait()).await;
     tracing::info!(?end, "closing the bridge connection");
     let _ = stop_client.send(true);
     match tokio::time::timeout(Duration::from_secs(5), client).await {

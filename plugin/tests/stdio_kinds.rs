@@ -1,0 +1,179 @@
+//! The plugin's stdio over every kind of descriptor a parent may hand it:
+//! pipes (tokio, Python), a socketpair (Node and Bun spawn children this way),
+//! and regular files (`channel-plugin http < script > out`). Pipes and
+//! sockets are polled by the reactor; anything else falls back to blocking
+//! threads. Either way the same frames come out, and the parent's descriptor
+//! is left as it was found.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::fcntl::{fcntl, FcntlArg, OFlag};
+use serde_json::{json, Value};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn frame(value: Value) -> String {
+    format!("{value}\n")
+}
+
+/// Claude Code's opening (CHANNELS.md §3) plus a ping, as lines.
+fn opening() -> String {
+    [
+        frame(
+            json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+            "protocolVersion": "2025-11-25", "capabilities": {},
+            "clientInfo": {"name": "claude-code", "version": "2.1.330"}}}),
+        ),
+        frame(json!({"jsonrpc": "2.0", "method": "notifications/initialized"})),
+        frame(json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"})),
+        frame(json!({"jsonrpc": "2.0", "id": 2, "method": "ping"})),
+    ]
+    .concat()
+}
+
+fn plugin(dir: &tempfile::TempDir) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_channel-plugin"));
+    cmd.args(["http", "--discovery-dir"])
+        .arg(dir.path())
+        .env(
+            "CLAUDE_CODE_SESSION_ID",
+            "8c0c3a5e-1f2b-4c3d-9e8f-0a1b2c3d4e5f",
+        )
+        .env("RUST_LOG", "channel_plugin=debug")
+        .stderr(Stdio::piped());
+    cmd
+}
+
+fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the plugin did not exit within {WAIT:?} after end of input");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn stderr_of(child: &mut Child) -> String {
+    let mut log = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    log
+}
+
+fn ids(stdout: &str) -> Vec<Value> {
+    stdout
+        .lines()
+        .map(|line| serde_json::from_str::<Value>(line).unwrap()["id"].clone())
+        .collect()
+}
+
+fn is_nonblocking(fd: std::os::fd::BorrowedFd<'_>) -> bool {
+    OFlag::from_bits_truncate(fcntl(fd, FcntlArg::F_GETFL).unwrap()).contains(OFlag::O_NONBLOCK)
+}
+
+#[test]
+fn regular_files_fall_back_to_blocking_threads_and_still_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let input_path = dir.path().join("in.jsonl");
+    let output_path = dir.path().join("out.jsonl");
+    std::fs::write(&input_path, opening()).unwrap();
+    let mut child = plugin(&dir)
+        .stdin(File::open(&input_path).unwrap())
+        .stdout(File::create(&output_path).unwrap())
+        .spawn()
+        .unwrap();
+    let status = wait_exit(&mut child);
+    let log = stderr_of(&mut child);
+    assert!(status.success(), "{status}\n{log}");
+    assert!(
+        log.contains("input_mode=BlockingPool output_mode=BlockingPool"),
+        "{log}"
+    );
+    let out = std::fs::read_to_string(&output_path).unwrap();
+    assert_eq!(ids(&out), [json!(0), json!(1), json!(2)], "{out}");
+}
+
+#[test]
+fn pipes_are_polled_by_the_reactor() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = plugin(&dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(opening().as_bytes()).unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut got = Vec::new();
+    for _ in 0..3 {
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        got.push(serde_json::from_str::<Value>(&line).unwrap()["id"].clone());
+    }
+    assert_eq!(got, [json!(0), json!(1), json!(2)]);
+    drop(stdin);
+    let status = wait_exit(&mut child);
+    let log = stderr_of(&mut child);
+    assert!(status.success(), "{status}\n{log}");
+    assert!(
+        log.contains("input_mode=Reactor output_mode=Reactor"),
+        "{log}"
+    );
+}
+
+/// libuv (Node) and Bun give a child socketpair ends for stdio. The plugin
+/// makes its copy non-blocking; the flag lives on the shared description, so
+/// it must be cleared again on the way out.
+#[test]
+fn a_socketpair_is_polled_and_left_blocking_after_exit() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ours_in, theirs_in) = UnixStream::pair().unwrap();
+    let (ours_out, theirs_out) = UnixStream::pair().unwrap();
+    // A second handle on the child's ends, to look at their flags afterwards.
+    let child_in_view = theirs_in.try_clone().unwrap();
+    let child_out_view = theirs_out.try_clone().unwrap();
+    let mut child = plugin(&dir)
+        .stdin(Stdio::from(OwnedFd::from(theirs_in)))
+        .stdout(Stdio::from(OwnedFd::from(theirs_out)))
+        .spawn()
+        .unwrap();
+    (&ours_in).write_all(opening().as_bytes()).unwrap();
+    let mut stdout = BufReader::new(&ours_out);
+    let mut got = Vec::new();
+    for _ in 0..3 {
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        got.push(serde_json::from_str::<Value>(&line).unwrap()["id"].clone());
+    }
+    assert_eq!(got, [json!(0), json!(1), json!(2)]);
+    ours_in.shutdown(std::net::Shutdown::Write).unwrap();
+    let status = wait_exit(&mut child);
+    let log = stderr_of(&mut child);
+    assert!(status.success(), "{status}\n{log}");
+    assert!(
+        log.contains("input_mode=Reactor output_mode=Reactor"),
+        "{log}"
+    );
+    assert!(
+        !is_nonblocking(child_in_view.as_fd()),
+        "stdin left O_NONBLOCK"
+    );
+    assert!(
+        !is_nonblocking(child_out_view.as_fd()),
+        "stdout left O_NONBLOCK"
+    );
+}
