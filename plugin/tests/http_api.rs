@@ -505,3 +505,64 @@ async fn discovery_file_is_private_complete_and_secret_stays_out_of_logs() {
     assert!(log.contains("listening"), "{log}");
     assert!(!log.contains(&p.secret), "secret appears in the log");
 }
+
+/// A client may pipeline: write many requests before reading any answer (the
+/// bench driver does, 32 deep). Responses are flushed per batch
+/// (`pipeline_flush`), so check that every one arrives, in order, and every
+/// event becomes a notification in the same order.
+#[tokio::test]
+async fn pipelined_injects_all_get_answers_and_notifications_in_order() {
+    let mut p = HttpPlugin::start(&[]).await;
+    p.mcp.handshake().await;
+    const N: usize = 200;
+    let mut batch = Vec::new();
+    for i in 0..N {
+        let body = json!({"content": format!("pipelined {i}")}).to_string();
+        batch.extend_from_slice(
+            format!(
+                "POST /inject HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nAuthorization: Bearer {}\r\n\
+                 Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                p.port,
+                p.secret,
+                body.len()
+            )
+            .as_bytes(),
+        );
+    }
+    let port = p.port;
+    let answers = tokio::task::spawn_blocking(move || {
+        let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        conn.set_read_timeout(Some(TIMEOUT)).unwrap();
+        conn.write_all(&batch).unwrap();
+        // Read until N complete responses (each JSON body is `{"id":"K"}`).
+        let mut text = String::new();
+        let mut buf = [0u8; 16 * 1024];
+        while text.matches("HTTP/1.1 202").count() < N || !text.ends_with('}') {
+            let n = conn.read(&mut buf).expect("reading pipelined answers");
+            assert!(n > 0, "connection closed after {text:?}");
+            text.push_str(std::str::from_utf8(&buf[..n]).unwrap());
+        }
+        text
+    })
+    .await
+    .unwrap();
+    let ids: Vec<u64> = answers
+        .match_indices("{\"id\":\"")
+        .map(|(at, _)| {
+            let rest = &answers[at + 7..];
+            rest[..rest.find('"').unwrap()].parse().unwrap()
+        })
+        .collect();
+    assert_eq!(
+        ids,
+        (1..=N as u64).collect::<Vec<_>>(),
+        "answers in request order"
+    );
+    for i in 0..N {
+        let n = p
+            .mcp
+            .expect_notification("notifications/claude/channel")
+            .await;
+        assert_eq!(n["params"]["content"], format!("pipelined {i}"));
+    }
+}

@@ -63,6 +63,12 @@ pub async fn serve(listener: TcpListener, app: Router) {
             let conn = http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEADER_READ_TIMEOUT)
+                // A client that pipelines injects gets its 202s in one write
+                // per batch instead of one per request: twice the sustained
+                // rate in benches/RESULTS.md (hyper calls the option
+                // experimental; the throughput run and load_inject check
+                // every response arrives).
+                .pipeline_flush(true)
                 .serve_connection(TokioIo::new(stream), service);
             if let Err(err) = conn.await {
                 // Timeouts of half-open requests land here too.
