@@ -40,7 +40,8 @@ Then, from another shell, read the discovery file and inject a message:
 Routes: POST /inject {content, chat_id?, meta?} -> 202 {id}; GET /sse (or /events) with
 Last-Event-ID replay; POST /permission {request_id, behavior: allow|deny} (--permission-relay);
 GET /status. Auth: Authorization: Bearer <secret> or X-OPZero-Secret: <secret>.
-Logs go to stderr (RUST_LOG=debug for more); stdout carries MCP frames only.";
+Logs go to stderr: start, stop and every refusal; RUST_LOG=debug adds a line per accepted
+event and reply. stdout carries MCP frames only.";
 
 #[derive(Debug, clap::Args)]
 pub struct HttpArgs {
