@@ -16,7 +16,7 @@
 
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
@@ -42,7 +42,7 @@ pub enum Mode {
 
 /// This process's stdin. Must be called inside a tokio runtime.
 pub fn stdin() -> (Input, Mode) {
-    match PolledFd::new(io::stdin().as_fd()) {
+    match polled_unless_shared_with_stderr(io::stdin().as_fd()) {
         Some(fd) => (Box::new(fd), Mode::Reactor),
         None => (Box::new(tokio::io::stdin()), Mode::BlockingPool),
     }
@@ -50,10 +50,26 @@ pub fn stdin() -> (Input, Mode) {
 
 /// This process's stdout. Must be called inside a tokio runtime.
 pub fn stdout() -> (Output, Mode) {
-    match PolledFd::new(io::stdout().as_fd()) {
+    match polled_unless_shared_with_stderr(io::stdout().as_fd()) {
         Some(fd) => (Box::new(fd), Mode::Reactor),
         None => (Box::new(tokio::io::stdout()), Mode::BlockingPool),
     }
+}
+
+/// Logs are written to stderr with blocking writes. When stderr is the same
+/// pipe or socket (`2>&1` into a pipe), making it non-blocking would turn a
+/// full pipe into lost log lines, so that stream stays on the blocking pool.
+fn polled_unless_shared_with_stderr(fd: BorrowedFd<'_>) -> Option<PolledFd> {
+    let same_file = |a: &nix::sys::stat::FileStat, b: &nix::sys::stat::FileStat| {
+        a.st_dev == b.st_dev && a.st_ino == b.st_ino
+    };
+    if let (Ok(this), Ok(stderr)) = (fstat(fd), fstat(io::stderr().as_fd())) {
+        if same_file(&this, &stderr) {
+            tracing::debug!("a stdio stream shares its pipe with stderr; not polling it");
+            return None;
+        }
+    }
+    PolledFd::new(fd)
 }
 
 /// A non-blocking duplicate of a pipe or socket descriptor, registered with
@@ -67,7 +83,7 @@ pub struct PolledFd {
 impl PolledFd {
     /// `None` (logged at debug level) when `fd` is not a pipe or socket, or
     /// cannot be duplicated, made non-blocking, or registered.
-    pub fn new(fd: std::os::fd::BorrowedFd<'_>) -> Option<Self> {
+    pub fn new(fd: BorrowedFd<'_>) -> Option<Self> {
         let kind = match fstat(fd) {
             Ok(stat) => SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT,
             Err(err) => {

@@ -177,3 +177,37 @@ fn a_socketpair_is_polled_and_left_blocking_after_exit() {
         "stdout left O_NONBLOCK"
     );
 }
+
+/// `channel-plugin http 2>&1 | tee log`: stdout and stderr are one pipe.
+/// Logs are blocking writes, so that pipe must not be made non-blocking (a
+/// full pipe would drop log lines); stdout stays on the blocking pool and
+/// the session still works.
+#[test]
+fn stdout_shared_with_stderr_stays_blocking() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ours_in, theirs_in) = UnixStream::pair().unwrap();
+    let (ours_out, theirs_out) = UnixStream::pair().unwrap();
+    let theirs_err = theirs_out.try_clone().unwrap();
+    let mut child = plugin(&dir)
+        .stdin(Stdio::from(OwnedFd::from(theirs_in)))
+        .stdout(Stdio::from(OwnedFd::from(theirs_out)))
+        .stderr(Stdio::from(OwnedFd::from(theirs_err)))
+        .spawn()
+        .unwrap();
+    (&ours_in).write_all(opening().as_bytes()).unwrap();
+    ours_in.shutdown(std::net::Shutdown::Write).unwrap();
+    let status = wait_exit(&mut child);
+    let mut mixed = String::new();
+    (&ours_out).read_to_string(&mut mixed).unwrap();
+    assert!(status.success(), "{status}\n{mixed}");
+    assert!(
+        mixed.contains("input_mode=Reactor output_mode=BlockingPool"),
+        "{mixed}"
+    );
+    let answered: Vec<Value> = mixed
+        .lines()
+        .filter(|line| line.starts_with('{'))
+        .map(|line| serde_json::from_str::<Value>(line).unwrap()["id"].clone())
+        .collect();
+    assert_eq!(answered, [json!(0), json!(1), json!(2)], "{mixed}");
+}
