@@ -8,7 +8,9 @@
 # runs; the committed seeds in <crate>/fuzz/corpus/<target>/ are read, never written).
 # A crash stops the script with a non-zero exit; the input is in
 # <crate>/fuzz/artifacts/<target>/ and the reproduce command is printed. Each crash must
-# become a regression test (plugin/tests/regressions_*.rs).
+# become a regression test: copy the input into <crate>/fuzz/regressions/<target>/, which
+# <crate>/tests/regressions_fuzz.rs replays on stable in every test run (exceptions in
+# <crate>/fuzz/regressions/README.md).
 #
 # Env: FUZZ_SANITIZER (none | address, default none: 5-8x more inputs per second on the
 # heavy targets; both crates are safe Rust but for a few libc calls. Use address for long runs), FUZZ_CACHE (default
@@ -52,6 +54,7 @@ for crate in plugin mock-claude; do
       tail -n 60 "$log"
       echo "!! $crate/$target found a failure. Input(s): $(ls -t fuzz/artifacts/"$target"/ 2>/dev/null | head -3 | tr '\n' ' ')"
       echo "!! reproduce: (cd $crate && cargo +nightly fuzz run $target fuzz/artifacts/$target/<file>)"
+      echo "!! keep it as a regression test: copy it into $crate/fuzz/regressions/$target/ (see $crate/fuzz/regressions/README.md)"
       exit 1
     fi
     execs=$(grep -oE 'stat::number_of_executed_units: *[0-9]+' "$log" | grep -oE '[0-9]+$' | tail -1 || true)
