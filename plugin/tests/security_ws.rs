@@ -2,7 +2,9 @@
 //! bearer token, a password or key in the URL, Claude Code's secret env)
 //! never reach the log, even at trace level and through reconnect errors;
 //! a verdict from the bridge is relayed only with `--permission-relay`, and
-//! only for a request Claude Code actually made.
+//! only for a request Claude Code actually made; an oversized inbound frame
+//! never reaches Claude Code, and one too large to read (over the 2 MiB
+//! WebSocket cap) costs a reconnect, not memory, and loses nothing.
 
 mod support;
 
@@ -13,7 +15,7 @@ use serde_json::{json, Value};
 use support::{McpClient, TIMEOUT};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
-use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
 use tokio_tungstenite::tungstenite::protocol::frame::Frame;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
@@ -247,9 +249,11 @@ async fn oversized_inbound_frame_never_reaches_claude_code() {
     let huge = "h".repeat(17 * 1024 * 1024);
     let frame = json!({"type": "inbound", "content": huge, "meta": {"chat_id": "big"}}).to_string();
     drop(huge);
-    // Sent as two fragments of ~8.5 MiB: each under tungstenite's 16 MiB
-    // frame limit, the message under its 64 MiB message limit, so only an
-    // application-level cap can stop it.
+    // Sent as two fragments of ~8.5 MiB: each under tungstenite's default
+    // 16 MiB frame limit, the message under its default 64 MiB message limit,
+    // so with defaults only an application-level cap could stop it. With the
+    // plugin's 2 MiB cap tungstenite stops at the first fragment's header and
+    // the plugin closes with 1009 (see the tests below).
     let bytes = frame.into_bytes();
     let (first, rest) = bytes.split_at(bytes.len() / 2);
     let _ = ws
@@ -305,4 +309,194 @@ async fn oversized_inbound_frame_never_reaches_claude_code() {
     assert_eq!(n["params"]["content"], "small");
     mcp.close_stdin();
     assert!(mcp.wait_exit(TIMEOUT).await.success());
+}
+
+/// An `inbound` frame whose JSON text is about `bytes` long.
+fn inbound_of_about(bytes: usize, chat_id: &str) -> String {
+    json!({"type": "inbound", "content": "x".repeat(bytes), "meta": {"chat_id": chat_id}})
+        .to_string()
+}
+
+/// `text` as two fragments (each under the cap when the halves are).
+async fn send_in_two_fragments(ws: &mut WebSocketStream<TcpStream>, text: String) {
+    let bytes = text.into_bytes();
+    let (first, rest) = bytes.split_at(bytes.len() / 2);
+    let first = Frame::message(first.to_vec(), OpCode::Data(Data::Text), false);
+    let rest = Frame::message(rest.to_vec(), OpCode::Data(Data::Continue), true);
+    // The plugin may drop the connection mid-send; the reads below tell.
+    let _ = tokio::time::timeout(TIMEOUT, async {
+        ws.feed(Message::Frame(first)).await?;
+        ws.send(Message::Frame(rest)).await
+    })
+    .await;
+}
+
+/// Read a bridge connection until the plugin ends it. An `error` frame
+/// means the plugin read the whole over-cap message (the cap is missing):
+/// fail. Returns how it ended (the close code, if the close got through).
+async fn expect_plugin_ends_connection(ws: &mut WebSocketStream<TcpStream>) -> String {
+    loop {
+        match tokio::time::timeout(TIMEOUT, ws.next())
+            .await
+            .expect("the plugin ends the connection in time")
+        {
+            Some(Ok(Message::Text(text))) => {
+                let v: Value = serde_json::from_str(text.as_str()).unwrap();
+                assert_ne!(
+                    v["type"], "error",
+                    "the plugin read an over-cap message whole and answered it: {v}"
+                );
+            }
+            Some(Ok(Message::Close(Some(close)))) => {
+                assert_eq!(close.code, CloseCode::Size, "close code: {close:?}");
+                assert!(
+                    close.reason.as_str().contains("2097152 byte limit"),
+                    "{close:?}"
+                );
+                return format!("close 1009 {:?}", close.reason.as_str());
+            }
+            Some(Ok(Message::Close(None))) => panic!("close without a code"),
+            Some(Ok(_)) => continue,
+            Some(Err(e)) => return format!("connection ended: {e}"),
+            None => return "connection ended".to_string(),
+        }
+    }
+}
+
+/// A frame over our 1 MiB limit but under the 2 MiB WebSocket cap is read
+/// whole and refused with a clear error frame, as one frame or in fragments,
+/// and the connection stays up: the next frame on it is delivered.
+#[tokio::test]
+async fn frame_between_the_limit_and_the_cap_gets_an_error_frame_and_the_connection_stays() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}/bridge", listener.local_addr().unwrap());
+    let mut mcp = McpClient::spawn(&ws_args(&url, &[])).await;
+    let (mut ws, _) = accept(&listener).await;
+    assert_eq!(next_frame(&mut ws).await["type"], "hello");
+    mcp.handshake().await;
+
+    let size = 3 * 1024 * 1024 / 2; // 1.5 MiB
+    ws.send(Message::text(inbound_of_about(size, "one-frame")))
+        .await
+        .unwrap();
+    let answer = next_frame(&mut ws).await;
+    assert_eq!(answer["type"], "error", "{answer}");
+    let reason = answer["reason"].as_str().unwrap();
+    assert!(reason.contains("1048576 byte limit"), "{reason}");
+    send_in_two_fragments(&mut ws, inbound_of_about(size, "fragments")).await;
+    let answer = next_frame(&mut ws).await;
+    assert_eq!(answer["type"], "error", "{answer}");
+    assert!(
+        answer["reason"]
+            .as_str()
+            .unwrap()
+            .contains("1048576 byte limit"),
+        "{answer}"
+    );
+    mcp.expect_no_frame(Duration::from_millis(500)).await;
+
+    // Same connection, still up.
+    ws.send(Message::text(
+        json!({"type": "inbound", "content": "still here"}).to_string(),
+    ))
+    .await
+    .unwrap();
+    let n = mcp
+        .expect_notification("notifications/claude/channel")
+        .await;
+    assert_eq!(n["params"]["content"], "still here");
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), listener.accept())
+            .await
+            .is_err(),
+        "the plugin reconnected: the connection did not stay up"
+    );
+    mcp.close_stdin();
+    assert!(mcp.wait_exit(TIMEOUT).await.success());
+    let stderr = mcp.stderr();
+    assert!(!stderr.contains("1009"), "no close expected:\n{stderr}");
+}
+
+/// A message over the 2 MiB cap (one 3 MiB frame; then 3 MiB in two
+/// 1.5 MiB fragments, each under the frame cap) is not buffered: the plugin
+/// logs the limit, closes with 1009 and reconnects; the reply the bridge had
+/// not confirmed is sent again with its `seq`, and the session goes on.
+#[tokio::test]
+async fn message_over_the_cap_closes_with_1009_and_reconnects_losing_nothing() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}/bridge", listener.local_addr().unwrap());
+    let mut mcp = McpClient::spawn(&ws_args(&url, &[])).await;
+    let (mut ws, _) = accept(&listener).await;
+    assert_eq!(next_frame(&mut ws).await["type"], "hello");
+    mcp.handshake().await;
+    // A reply the bridge does not confirm (it reads nothing, so no pong).
+    mcp.send(&support::reply_call(7, json!({"text": "before"})))
+        .await;
+    mcp.expect_response(7).await;
+
+    // One 3 MiB frame: over the frame cap, refused at its header.
+    let big = inbound_of_about(3 * 1024 * 1024, "big");
+    let _ = tokio::time::timeout(TIMEOUT, ws.send(Message::text(big.clone()))).await;
+    let ended = expect_plugin_ends_connection(&mut ws).await;
+    println!("SECURITY-FIGURE over-cap-ws-frame ended_by={ended}");
+    drop(ws);
+
+    let (mut ws, _) = accept(&listener).await;
+    assert_eq!(next_frame(&mut ws).await["type"], "hello");
+    let resent = next_frame(&mut ws).await;
+    assert_eq!(
+        (&resent["type"], &resent["seq"], &resent["text"]),
+        (&json!("reply"), &json!(1), &json!("before")),
+        "the unconfirmed reply is sent again: {resent}"
+    );
+
+    // 3 MiB in fragments under the frame cap: over the message cap.
+    send_in_two_fragments(&mut ws, big).await;
+    let ended = expect_plugin_ends_connection(&mut ws).await;
+    println!("SECURITY-FIGURE over-cap-ws-message ended_by={ended}");
+    drop(ws);
+
+    let (mut ws, _) = accept(&listener).await;
+    assert_eq!(next_frame(&mut ws).await["type"], "hello");
+    mcp.expect_no_frame(Duration::from_millis(300)).await;
+    ws.send(Message::text(
+        json!({"type": "inbound", "content": "after reconnect"}).to_string(),
+    ))
+    .await
+    .unwrap();
+    let n = mcp
+        .expect_notification("notifications/claude/channel")
+        .await;
+    assert_eq!(n["params"]["content"], "after reconnect");
+    // Replies go on with the next seq (a resend of seq 1 may come first:
+    // the bridge de-duplicates by seq).
+    mcp.send(&support::reply_call(8, json!({"text": "after"})))
+        .await;
+    mcp.expect_response(8).await;
+    let reply = loop {
+        let frame = next_frame(&mut ws).await;
+        if frame["type"] == "reply" && frame["seq"] == 1 {
+            continue;
+        }
+        break frame;
+    };
+    assert_eq!(
+        (&reply["type"], &reply["seq"], &reply["text"]),
+        (&json!("reply"), &json!(2), &json!("after")),
+        "{reply}"
+    );
+    mcp.close_stdin();
+    assert!(mcp.wait_exit(TIMEOUT).await.success());
+
+    let stderr = mcp.stderr();
+    let warnings = stderr
+        .lines()
+        .filter(|l| {
+            l.contains("WARN")
+                && l.contains("exceeds the 2097152 byte WebSocket message limit")
+                && l.contains("1009")
+        })
+        .count();
+    assert_eq!(warnings, 2, "one warning per over-cap message:\n{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
 }

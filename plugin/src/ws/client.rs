@@ -10,6 +10,12 @@
 //! served between batches. A keepalive ping goes out every `ping_interval`;
 //! no pong for two intervals means the link is
 //! dead even if TCP has not noticed, so we drop it and reconnect.
+//!
+//! Inbound size: tungstenite caps one message (and one frame) at
+//! [`MAX_INBOUND_MESSAGE_BYTES`] (2 MiB). A message up to that is read whole and, if over
+//! our own 1 MiB limit, refused with an `error` frame on a connection that
+//! stays up; a larger one cannot be read at all, so we close with 1009
+//! (Message Too Big) and reconnect, like any other lost connection.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,19 +26,39 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::error::CapacityError;
 use tokio_tungstenite::tungstenite::http::header::{HeaderValue, AUTHORIZATION};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::bridge::{Behavior, ChannelEvent, EventId, PushError, VerdictError};
 
 use super::backoff::{Backoff, BackoffPolicy};
-use super::frame::{InFrame, OutFrame};
+use super::frame::{InFrame, OutFrame, MAX_INBOUND_FRAME_BYTES};
 use super::outbound::Outbound;
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// Largest inbound WebSocket message, and frame, tungstenite will buffer for
+/// us; its defaults (64 MiB message, 16 MiB frame) let a hostile or broken
+/// bridge make the plugin hold 64 MiB before [`InFrame::parse`] refuses
+/// anything over [`MAX_INBOUND_FRAME_BYTES`] (1 MiB). Twice that limit, so
+/// a frame a little over it (a bridge that miscounts, a long event) still
+/// arrives whole and gets a clear `error` frame while the connection stays
+/// up. Past this, tungstenite stops at the frame header (or at the fragment
+/// that crosses it) and the connection is closed with 1009: see
+/// `close_too_big`. Peak buffering for one message is about twice this
+/// (the frame being read plus the fragments before it).
+pub const MAX_INBOUND_MESSAGE_BYTES: usize = 2 * MAX_INBOUND_FRAME_BYTES;
+
+/// The tungstenite settings of every bridge connection.
+pub fn websocket_config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .max_message_size(Some(MAX_INBOUND_MESSAGE_BYTES))
+        .max_frame_size(Some(MAX_INBOUND_MESSAGE_BYTES))
+}
 
 /// What the connection task needs from the MCP core. Implemented by
 /// [`crate::mcp::CoreHandle`]; tests use a recording fake.
@@ -224,7 +250,7 @@ async fn connect(config: &ClientConfig) -> Result<Socket, String> {
         // ACK would hold them up to the peer's delayed-ACK timer (~40 ms).
         tokio_tungstenite::connect_async_tls_with_config(
             request,
-            None,
+            Some(websocket_config()),
             true,
             config.tls.clone().map(tokio_tungstenite::Connector::Rustls),
         ),
@@ -294,6 +320,9 @@ async fn drive(
             message = stream.next() => {
                 let message = match message {
                     None => break "the bridge closed the TCP connection".to_string(),
+                    Some(Err(WsError::Capacity(err))) => {
+                        break close_too_big(&mut *writer.sink, err, config.close_flush_timeout).await;
+                    }
                     Some(Err(err)) => break format!("read failed: {err}"),
                     Some(Ok(message)) => message,
                 };
@@ -435,7 +464,16 @@ where
             + Unpin,
     {
         let _ = tokio::time::timeout(DRAIN_AFTER_WRITE_ERROR, async {
-            while let Some(Ok(message)) = stream.next().await {
+            while let Some(read) = stream.next().await {
+                let message = match read {
+                    Ok(message) => message,
+                    Err(WsError::Capacity(err)) => {
+                        // The connection is already lost; say what was refused.
+                        tracing::warn!("{}; not read", too_big(&err));
+                        break;
+                    }
+                    Err(_) => break,
+                };
                 if let Message::Close(_) = message {
                     break;
                 }
@@ -543,6 +581,59 @@ where
                 config.close_reply_timeout.as_millis()
             ),
         }
+    }
+}
+
+/// What tungstenite's capacity error means here, naming our limits.
+fn too_big(err: &CapacityError) -> String {
+    match err {
+        CapacityError::MessageTooLong { size, max_size } => format!(
+            "inbound message of at least {size} bytes exceeds the {max_size} byte WebSocket \
+             message limit (frames over {MAX_INBOUND_FRAME_BYTES} bytes are refused with an \
+             error frame; this one is too large to read)"
+        ),
+        other => format!("inbound message refused by the WebSocket layer: {other}"),
+    }
+}
+
+/// tungstenite refused a message over [`MAX_INBOUND_MESSAGE_BYTES`] and
+/// stopped reading mid-message: this connection cannot be read any further,
+/// so it ends. Say so loudly, tell the bridge why with a Close 1009 (Message
+/// Too Big) on a short budget (the bridge may be too busy writing to read),
+/// and return the reason; the caller reconnects as for any lost connection,
+/// and unconfirmed frames are resent on the next one.
+async fn close_too_big<S>(sink: &mut S, err: CapacityError, budget: Duration) -> String
+where
+    S: futures_util::Sink<Message, Error = WsError> + Unpin,
+{
+    let why = too_big(&err);
+    tracing::warn!(
+        limit = MAX_INBOUND_MESSAGE_BYTES,
+        "{why}; closing the connection with 1009 (Message Too Big) and reconnecting"
+    );
+    let frame = CloseFrame {
+        code: CloseCode::Size,
+        reason: close_reason(&err).into(),
+    };
+    match tokio::time::timeout(budget, sink.send(Message::Close(Some(frame)))).await {
+        Ok(Ok(())) => {}
+        Ok(Err(err)) => tracing::warn!("sending the 1009 close failed: {err}"),
+        Err(_) => tracing::warn!(
+            "sending the 1009 close took over {} ms (is the bridge reading?); dropping the connection",
+            budget.as_millis()
+        ),
+    }
+    why
+}
+
+/// The reason in the 1009 close: at most 123 bytes (it shares the 125-byte
+/// payload of a control frame with the code).
+fn close_reason(err: &CapacityError) -> String {
+    match err {
+        CapacityError::MessageTooLong { size, max_size } => {
+            format!("message of at least {size} bytes exceeds the {max_size} byte limit")
+        }
+        _ => "message too big".to_string(),
     }
 }
 
@@ -677,6 +768,34 @@ mod tests {
         ));
         assert!(r.contains("a-b"), "{r}");
         assert!(c.pushed.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn tungstenite_buffers_little_more_than_we_accept() {
+        let config = websocket_config();
+        for cap in [config.max_message_size, config.max_frame_size] {
+            let cap = cap.expect("a cap, not unlimited");
+            // Above our refusal limit, so frames just over it still get an
+            // error frame; far below tungstenite's 64 MiB default.
+            assert!(cap > MAX_INBOUND_FRAME_BYTES, "{cap}");
+            assert!(cap <= 4 * MAX_INBOUND_FRAME_BYTES, "{cap}");
+        }
+    }
+
+    #[test]
+    fn the_1009_reason_fits_a_close_frame_and_names_the_limit() {
+        let err = CapacityError::MessageTooLong {
+            size: usize::MAX,
+            max_size: MAX_INBOUND_MESSAGE_BYTES,
+        };
+        let reason = close_reason(&err);
+        assert!(reason.len() <= 123, "{} bytes: {reason}", reason.len());
+        assert!(reason.contains("2097152 byte limit"), "{reason}");
+        let logged = too_big(&err);
+        assert!(
+            logged.contains("2097152 byte") && logged.contains("1048576 bytes"),
+            "{logged}"
+        );
     }
 
     #[test]

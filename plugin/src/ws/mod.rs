@@ -55,6 +55,10 @@ Frames (JSON text messages):
        (only with --permission-relay)
   out  {\"type\":\"error\",\"reason\":\"…\"}                                   answer to a refused frame
 
+Inbound frames over 1 MiB are refused with an error frame (the connection
+stays up). A message over 2 MiB is not even read: the plugin closes the
+connection with code 1009 (Message Too Big) and reconnects.
+
 The plugin never exits because the bridge is down: it reconnects with backoff
 (250 ms doubling to 30 s, full jitter, every attempt logged) and its MCP side
 keeps answering. Replies made meanwhile are queued (1,024 frames / 1 MiB; the
@@ -370,6 +374,15 @@ mod tests {
         assert_eq!(s.limits, OutboxLimits::default());
         assert_eq!(s.client.backoff, BackoffPolicy::default());
         assert_eq!(s.client.ping_interval, Duration::from_secs(20));
+    }
+
+    #[test]
+    fn help_states_the_inbound_limits_the_code_enforces() {
+        let mib = |bytes: usize| format!("over {} MiB", bytes >> 20);
+        let refused = mib(frame::MAX_INBOUND_FRAME_BYTES);
+        let unread = mib(client::MAX_INBOUND_MESSAGE_BYTES);
+        assert!(EXAMPLE.contains(&format!("frames {refused} are refused")));
+        assert!(EXAMPLE.contains(&format!("message {unread} is not even read")));
     }
 
     #[test]
