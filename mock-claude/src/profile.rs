@@ -75,6 +75,10 @@ pub struct Profile {
     pub permission: Option<PermissionRules>,
     /// Caps on instructions / tool descriptions; `None` when the release had none.
     pub caps: Option<Caps>,
+    /// Modern-era results without `resultType`; `None` when not known for the release (or it
+    /// cannot reach the modern era).
+    #[serde(default)]
+    pub modern_result_type: Option<ModernResultType>,
     /// The file this profile was loaded from (empty for profiles built in memory).
     #[serde(skip)]
     pub path: PathBuf,
@@ -128,7 +132,9 @@ pub struct Discover {
     /// Client env var that turns the probe off.
     #[serde(default)]
     pub disable_env: Option<EnvPair>,
-    /// How long "unanswered" is remembered per command (not modelled across runs).
+    /// How long an unanswered probe is remembered per server command (later starts skip the
+    /// probe and go straight to `initialize`; an error answer is not remembered, FINDINGS 16).
+    /// Applied when the session has a [`crate::ProbeMemory`]; `None` = no memory.
     #[serde(default)]
     pub remember_unanswered_days: Option<u64>,
 }
@@ -188,9 +194,29 @@ pub struct ToolsCall {
     pub tool_use_id_prefix: Option<String>,
     /// `request_id`: `_meta.progressToken` equals the request id; `none`: absent.
     pub progress_token: String,
-    /// A call with no progress is cut after this long.
+    /// A call with no answer and no progress notification for this long is cut (abandoned;
+    /// the model gets [`crate::Error::ToolCallIdle`]). `None`: no idle cut in this release.
     #[serde(default)]
     pub idle_timeout_ms: Option<u64>,
+}
+
+/// How a release treats a modern-era (MCP 2026-07-28) result that lacks `resultType`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ModernResultType {
+    /// `reject` (the request fails and is retried, 2.1.300) or `fill_in` (accepted as
+    /// `resultType: "complete"`, 2.1.330).
+    pub when_missing: String,
+    /// Methods whose results are checked (only those observed).
+    pub methods: Vec<String>,
+    /// The client's error text for a rejected result (`{method}` replaced).
+    #[serde(default)]
+    pub reject_message: Option<String>,
+    /// How many times the request is sent in all before the client gives up (`reject`).
+    #[serde(default)]
+    pub attempts: Option<u32>,
+    /// Waits between attempts, in order (the last one repeats if there are more attempts).
+    #[serde(default)]
+    pub retry_gaps_ms: Vec<u64>,
 }
 
 /// One env var given to the server.

@@ -97,6 +97,9 @@ pub struct Observed {
     pub era_reason: Option<String>,
     pub era_in_debug: bool,
     pub modern_era_on_discover_result: Option<bool>,
+    /// How a modern-era result without `resultType` was treated (`-p` and interactive runs with
+    /// a discover result): the profile's `modern_result_type`, or `None` when not seen.
+    pub modern_result_type: Option<Value>,
 }
 
 fn recvs(lines: &[Value]) -> impl Iterator<Item = (&Value, i64)> {
@@ -228,6 +231,7 @@ pub fn observe(recs: &BTreeMap<String, Vec<Value>>) -> anyhow::Result<Observed> 
                     .map(|(_, r)| r.to_owned())
             })
     };
+    o.modern_result_type = observe_modern_result_type(recs);
     o.capability_reason = reason("interactive.gate-toplevel-capability");
     o.era_reason = reason("interactive.gate-discover-result");
     if let Some(inter) = recs.get("interactive.gate") {
@@ -245,6 +249,77 @@ pub fn observe(recs: &BTreeMap<String, Vec<Value>>) -> anyhow::Result<Observed> 
             });
     }
     Ok(o)
+}
+
+/// `modern_result_type` from the discover-result runs: 2.1.300 logs `tools/list failed (Invalid
+/// result for tools/list: missing required resultType …); retrying` and re-sends the request;
+/// 2.1.330 logs `… result omits required fields … filled in resultType="complete"`.
+fn observe_modern_result_type(recs: &BTreeMap<String, Vec<Value>>) -> Option<Value> {
+    let scenarios = ["print.discover-result", "interactive.gate-discover-result"];
+    let debug = |name: &str| -> Vec<String> {
+        recs.get(name)
+            .into_iter()
+            .flatten()
+            .filter(|e| e["ev"] == "debug")
+            .filter_map(|e| e["line"].as_str().map(str::to_owned))
+            .collect()
+    };
+    let reject_re = Regex::new(
+        r#"MCP server "[^"]+": (\S+) failed \((Invalid result for \S+: missing required resultType.*)\); retrying in"#,
+    )
+    .expect("static");
+    let fill_re = Regex::new(
+        r#"MCP server "[^"]+": (\S+) result omits required fields although the server negotiated"#,
+    )
+    .expect("static");
+    let print = debug(scenarios[0]);
+    if let Some(c) = print.iter().find_map(|l| reject_re.captures(l)) {
+        let method = c[1].to_owned();
+        let message = c[2].replace(&format!("for {method}:"), "for {method}:");
+        let times = |name: &str| -> Vec<i64> {
+            recvs(recs.get(name).map(Vec::as_slice).unwrap_or_default())
+                .filter(|(f, _)| f["method"] == method.as_str())
+                .map(|(_, t)| t)
+                .collect()
+        };
+        let attempts = times(scenarios[0]).len();
+        // The debug log redacts the delay: take the smallest gap seen at each step across
+        // the runs, rounded to 50 ms.
+        let mut gaps: Vec<i64> = Vec::new();
+        for name in scenarios {
+            let t = times(name);
+            for (i, w) in t.windows(2).enumerate() {
+                let g = w[1] - w[0];
+                match gaps.get_mut(i) {
+                    Some(x) => *x = (*x).min(g),
+                    None => gaps.push(g),
+                }
+            }
+        }
+        let gaps: Vec<i64> = gaps
+            .into_iter()
+            .take(attempts.saturating_sub(1))
+            .map(|g| round_to(g, 50))
+            .collect();
+        return Some(json!({
+            "when_missing": "reject",
+            "methods": [method],
+            "reject_message": message,
+            "attempts": attempts,
+            "retry_gaps_ms": gaps,
+        }));
+    }
+    let mut methods: Vec<String> = Vec::new();
+    for name in scenarios {
+        for l in debug(name) {
+            if let Some(c) = fill_re.captures(&l) {
+                if !methods.contains(&c[1].to_owned()) {
+                    methods.push(c[1].to_owned());
+                }
+            }
+        }
+    }
+    (!methods.is_empty()).then(|| json!({"when_missing": "fill_in", "methods": methods}))
 }
 
 fn round_to(ms: i64, step: i64) -> i64 {
@@ -515,6 +590,27 @@ pub fn derive(
         }
     }
     observed.push("discover");
+
+    match &o.modern_result_type {
+        Some(rule) => {
+            p["modern_result_type"] = rule.clone();
+            observed.push("modern_result_type (a modern-era tools/list result without resultType)");
+            if rule["when_missing"] == "reject" {
+                notes.push(
+                    "modern_result_type.retry_gaps_ms: the debug log redacts the delay; the smallest \
+                     gap between re-sent requests across the -p and interactive runs, rounded to 50 ms"
+                        .into(),
+                );
+            }
+        }
+        None => {
+            p["modern_result_type"] = Value::Null;
+            notes.push(
+                "modern_result_type = null: no modern-era result was seen in this release's recordings"
+                    .into(),
+            );
+        }
+    }
 
     if let Some(call) = &o.tools_call {
         let meta = call["params"]["_meta"]
