@@ -57,6 +57,20 @@ pub enum Error {
         /// How long we waited.
         after: Duration,
     },
+    /// Claude Code cut a tool call that had neither an answer nor a progress notification for
+    /// the profile's idle limit (`tools_call.idle_timeout_ms`, 2.1.187+). What the client sends
+    /// the server at that point is not documented: nothing is sent; a late answer is ignored.
+    #[error("tools/call {tool} (id {id}) cut after {idle:?} with no answer and no progress (Claude Code {version} idle limit)")]
+    ToolCallIdle {
+        /// Tool called.
+        tool: String,
+        /// Request id.
+        id: u64,
+        /// The idle limit that ran out.
+        idle: Duration,
+        /// The profile's Claude Code version.
+        version: String,
+    },
     /// The plugin's stdout closed (it exited or closed stdout) while we needed it.
     #[error("connection closed while {what}: {reason}")]
     Closed {

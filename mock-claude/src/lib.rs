@@ -26,6 +26,7 @@
 pub mod error;
 pub mod gate;
 pub mod options;
+pub mod probe_memory;
 pub mod profile;
 pub mod render;
 pub mod script;
@@ -40,6 +41,7 @@ pub use gate::{GateCheck, GateDecision};
 pub use options::{
     shell_split, ChannelSpec, Entrypoint, LaunchOptions, OrgPolicy, PluginSource, Provider,
 };
+pub use probe_memory::{Clock, ManualClock, ProbeMemory, SystemClock};
 pub use profile::{fixtures_dir, Profile};
 pub use script::{Script, ScriptRule, ToolCallRecord, Trigger};
 pub use session::{

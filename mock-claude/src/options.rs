@@ -184,8 +184,19 @@ pub struct LaunchOptions {
     pub entrypoint: Entrypoint,
     /// Claude Code's remote flag for the permission relay (on by default).
     pub permission_relay_enabled: bool,
-    /// Skip the `server/discover` probe as the client does for 7 days after an unanswered probe.
+    /// Never send the `server/discover` probe, whatever the profile and the probe memory say.
+    /// To model the client's own 7-day memory of an unanswered probe, use
+    /// [`LaunchOptions::probe_memory`] instead.
     pub skip_discover_probe: bool,
+    /// Claude Code's memory of servers whose probe went unanswered (its HOME). `None` = a fresh
+    /// HOME: nothing remembered, nothing written. Used only when the profile has
+    /// `discover.remember_unanswered_days`.
+    #[serde(skip)]
+    pub probe_memory: Option<crate::probe_memory::ProbeMemory>,
+    /// Override of the profile's `tools_call.idle_timeout_ms` (tests use a short one). Has no
+    /// effect under a profile without the idle cut.
+    #[serde(default)]
+    pub tool_idle_timeout: Option<std::time::Duration>,
     /// Fixed session id (random when `None`); handy for snapshots.
     pub session_id: Option<uuid::Uuid>,
 }
@@ -206,6 +217,8 @@ impl Default for LaunchOptions {
             entrypoint: Entrypoint::Cli,
             permission_relay_enabled: true,
             skip_discover_probe: false,
+            probe_memory: None,
+            tool_idle_timeout: None,
             session_id: None,
         }
     }
@@ -334,6 +347,16 @@ impl LaunchOptions {
     /// Builder: add an env var for the server.
     pub fn env(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.extra_env.push((name.into(), value.into()));
+        self
+    }
+    /// Builder: use `memory` as the client's memory of unanswered probes.
+    pub fn probe_memory(mut self, memory: crate::probe_memory::ProbeMemory) -> Self {
+        self.probe_memory = Some(memory);
+        self
+    }
+    /// Builder: cut idle tool calls after `idle` instead of the profile's limit.
+    pub fn tool_idle_timeout(mut self, idle: std::time::Duration) -> Self {
+        self.tool_idle_timeout = Some(idle);
         self
     }
     /// Builder: set the working / project directory.

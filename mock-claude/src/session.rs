@@ -175,6 +175,11 @@ pub struct HandshakeTimings {
 pub struct Handshake {
     /// Probe outcome.
     pub discover: DiscoverOutcome,
+    /// Why the profile's probe was not sent (`discover` is then `NotSent`): the client's
+    /// memory of an earlier unanswered probe, `MCP_PROTOCOL_NEGOTIATION=legacy`, or
+    /// [`LaunchOptions::skip_discover_probe`].
+    #[serde(default)]
+    pub discover_skipped: Option<String>,
     /// Negotiated protocol version.
     pub protocol_version: String,
     /// Era.
@@ -195,6 +200,11 @@ pub struct Handshake {
     pub resources: Vec<Value>,
     /// Which lists were requested.
     pub listed: Vec<String>,
+    /// Lists the client gave up on, with its error line (e.g. 2.1.300's `Failed to fetch
+    /// tools` for a modern-era `tools/list` result without `resultType`). The connection
+    /// stays up; the list counts as empty.
+    #[serde(default)]
+    pub list_failures: Vec<String>,
     /// Cap problems: instructions/tool descriptions over the profile caps or the 2 KB advice.
     pub cap_warnings: Vec<String>,
     /// Timings.
@@ -429,6 +439,8 @@ struct State {
     ignored_verdicts: Vec<IgnoredVerdict>,
     closed: Option<String>,
     stdout_eof: bool,
+    /// Last `notifications/progress` per progress token (id key), for the idle cut.
+    progress: HashMap<String, Instant>,
 }
 
 struct Shared {
@@ -616,6 +628,7 @@ impl Session {
                 ignored_verdicts: Vec::new(),
                 closed: None,
                 stdout_eof: false,
+                progress: HashMap::new(),
             }),
             changed: Notify::new(),
             started: Instant::now(),
@@ -684,24 +697,7 @@ impl Session {
         params: Value,
         timeout: Duration,
     ) -> Result<Option<Value>> {
-        let (tx, rx) = oneshot::channel();
-        {
-            let mut st = self.shared.state.lock().unwrap();
-            if let Some(reason) = &st.closed {
-                return Err(Error::Closed {
-                    what: format!("sending {method}"),
-                    reason: reason.clone(),
-                });
-            }
-            st.pending.insert(id_key(&id), tx);
-        }
-        // Observed: a request without params (legacy tools/list) has no `params` key at all.
-        let frame = if params.as_object().is_some_and(|p| p.is_empty()) {
-            json!({ "method": method, "jsonrpc": "2.0", "id": id })
-        } else {
-            json!({ "method": method, "params": params, "jsonrpc": "2.0", "id": id })
-        };
-        self.shared.send(frame).await?;
+        let rx = self.send_request(&id, method, params).await?;
         match tokio::time::timeout(timeout, rx).await {
             Ok(Ok(resp)) => Ok(Some(resp)),
             Ok(Err(_)) => {
@@ -723,6 +719,34 @@ impl Session {
                 Ok(None)
             }
         }
+    }
+
+    /// Register `id` as pending and send the request; the receiver gets the answer frame.
+    async fn send_request(
+        &self,
+        id: &Value,
+        method: &str,
+        params: Value,
+    ) -> Result<oneshot::Receiver<Value>> {
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut st = self.shared.state.lock().unwrap();
+            if let Some(reason) = &st.closed {
+                return Err(Error::Closed {
+                    what: format!("sending {method}"),
+                    reason: reason.clone(),
+                });
+            }
+            st.pending.insert(id_key(id), tx);
+        }
+        // Observed: a request without params (legacy tools/list) has no `params` key at all.
+        let frame = if params.as_object().is_some_and(|p| p.is_empty()) {
+            json!({ "method": method, "jsonrpc": "2.0", "id": id })
+        } else {
+            json!({ "method": method, "params": params, "jsonrpc": "2.0", "id": id })
+        };
+        self.shared.send(frame).await?;
+        Ok(rx)
     }
 
     async fn request(&self, method: &str, params: Value, timeout: Duration) -> Result<Value> {
@@ -808,7 +832,37 @@ impl Session {
             .as_ref()
             .is_some_and(|e| self.options.env_value(&e.name) == Some(e.value.as_str()));
         let mut discover = DiscoverOutcome::NotSent;
-        if d.enabled && !disabled_by_env && !self.options.skip_discover_probe {
+        let mut discover_skipped = None;
+        // CHANNELS.md §3.2 / FINDINGS 16: an unanswered probe is remembered per server command.
+        let memory = match (&self.options.probe_memory, d.remember_unanswered_days) {
+            (Some(m), Some(days)) if d.enabled => {
+                Some((m.clone(), Duration::from_secs(days * 24 * 60 * 60)))
+            }
+            _ => None,
+        };
+        if d.enabled {
+            if let Some(e) = d.disable_env.as_ref().filter(|_| disabled_by_env) {
+                discover_skipped = Some(format!("client env {}={}", e.name, e.value));
+            } else if self.options.skip_discover_probe {
+                discover_skipped = Some("LaunchOptions::skip_discover_probe".into());
+            } else if let Some((m, lifetime)) = &memory {
+                if let Some(r) = m.remembered(&self.options.command, *lifetime)? {
+                    let line = format!(
+                        "MCP server \"{}\": remembered as a legacy peer from an earlier connect \
+                         (its server/discover probe was answered method-not-found or not at all); \
+                         skipping the probe",
+                        self.shared.server_name
+                    );
+                    tracing::debug!(age = ?r.age, "{line}");
+                    discover_skipped = Some(format!(
+                        "{line} (unanswered {} s ago, remembered for {} days)",
+                        r.age.as_secs(),
+                        d.remember_unanswered_days.unwrap_or_default()
+                    ));
+                }
+            }
+        }
+        if d.enabled && discover_skipped.is_none() {
             let t0 = Instant::now();
             let waited = Duration::from_millis(d.timeout_ms.unwrap_or(3000));
             let id = d.id.clone().unwrap_or(json!("server-discover-probe-1"));
@@ -841,6 +895,9 @@ impl Session {
             };
             timings.discover = Some(t0.elapsed());
             tracing::debug!(?discover, "server/discover probe");
+            if let (DiscoverOutcome::Unanswered { .. }, Some((m, _))) = (&discover, &memory) {
+                m.remember_unanswered(&self.options.command)?;
+            }
         }
 
         // 2. initialize (legacy) or take identity from the discover result (modern).
@@ -961,8 +1018,21 @@ impl Session {
             v
         };
         let (mut tools, mut prompts, mut resources) = (Vec::new(), Vec::new(), Vec::new());
+        let mut list_failures = Vec::new();
         for (list, answer) in listed.iter().zip(answers) {
-            let answer = answer?;
+            let mut answer = answer?;
+            if era == Era::Modern {
+                match self
+                    .check_modern_result_type(list, answer, &list_params(), init_timeout)
+                    .await?
+                {
+                    Ok(a) => answer = a,
+                    Err(failure) => {
+                        list_failures.push(failure);
+                        continue;
+                    }
+                }
+            }
             let (key, into) = match list.as_str() {
                 "tools/list" => ("tools", &mut tools),
                 "prompts/list" => ("prompts", &mut prompts),
@@ -1034,6 +1104,7 @@ impl Session {
         timings.total = start.elapsed();
         let hs = Handshake {
             discover,
+            discover_skipped,
             protocol_version,
             era,
             server_capabilities: caps,
@@ -1044,12 +1115,82 @@ impl Session {
             prompts,
             resources,
             listed,
+            list_failures,
             cap_warnings,
             timings,
             gate: decision,
         };
         self.handshake = Some(hs.clone());
         Ok(hs)
+    }
+
+    /// Apply the profile's `modern_result_type` rule to a modern-era list answer. `Ok(Ok(a))`:
+    /// the answer to use; `Ok(Err(line))`: the client gave up on the list (the line is its
+    /// error log), after re-sending the request `attempts` times in all as 2.1.300 does.
+    async fn check_modern_result_type(
+        &self,
+        method: &str,
+        mut answer: Value,
+        params: &Value,
+        timeout: Duration,
+    ) -> Result<std::result::Result<Value, String>> {
+        let Some(rule) = self
+            .profile
+            .modern_result_type
+            .as_ref()
+            .filter(|r| r.methods.iter().any(|m| m == method))
+        else {
+            return Ok(Ok(answer));
+        };
+        if rule.when_missing != "reject" {
+            if answer.get("resultType").is_none() {
+                tracing::debug!(
+                    server = %self.shared.server_name,
+                    "{method} result omits resultType on a modern connection; \
+                     Claude Code {} fills in resultType=\"complete\"",
+                    self.profile.version
+                );
+            }
+            return Ok(Ok(answer));
+        }
+        let message = render::fill_template(
+            rule.reject_message
+                .as_deref()
+                .unwrap_or("missing required resultType"),
+            &[("method", method)],
+        );
+        let attempts = rule.attempts.unwrap_or(1).max(1);
+        for attempt in 1..=attempts {
+            if answer.get("resultType").is_some() {
+                return Ok(Ok(answer));
+            }
+            if attempt == attempts {
+                break;
+            }
+            let gap = rule
+                .retry_gaps_ms
+                .get(attempt as usize - 1)
+                .or(rule.retry_gaps_ms.last())
+                .copied()
+                .unwrap_or(0);
+            tracing::debug!(
+                server = %self.shared.server_name,
+                "{method} failed ({message}); retrying in {gap}ms"
+            );
+            tokio::time::sleep(Duration::from_millis(gap)).await;
+            answer = self.request(method, params.clone(), timeout).await?;
+        }
+        let what = match method {
+            "tools/list" => "tools",
+            "prompts/list" => "prompts",
+            _ => "resources",
+        };
+        let line = format!(
+            "MCP server \"{}\" Failed to fetch {what}: {message}",
+            self.shared.server_name
+        );
+        tracing::error!("{line}");
+        Ok(Err(line))
     }
 
     /// The gate decision. Before the handshake finished (or when it failed) this is a
@@ -1242,18 +1383,93 @@ impl Session {
         let params = json!({ "name": name, "arguments": arguments, "_meta": meta });
         let was_busy = self.shared.state.lock().unwrap().busy;
         self.set_busy(true);
-        let resp = self
-            .request_frame(json!(id), "tools/call", params, self.call_timeout)
-            .await;
+        let resp = self.wait_tool_call(id, name, params).await;
         if !was_busy {
             self.set_busy(false);
         }
-        let resp = resp?.ok_or_else(|| Error::Timeout {
-            what: format!("tools/call {name} (id {id})"),
-            after: self.call_timeout,
-        })?;
+        let resp = resp?;
         let result = response_result("tools/call", resp)?;
         Ok(check_tool_result(id, tool_use_id, result))
+    }
+
+    /// The idle limit for tool calls: the launch override, else the profile's (2.1.187+).
+    pub fn tool_idle_timeout(&self) -> Option<Duration> {
+        self.profile.tools_call.idle_timeout_ms.map(|ms| {
+            self.options
+                .tool_idle_timeout
+                .unwrap_or(Duration::from_millis(ms))
+        })
+    }
+
+    /// Send `tools/call` and wait for its answer. CHANNELS.md §3.5: the client's tool timeout
+    /// is effectively unlimited, but a call with no progress is cut after the idle limit: each
+    /// `notifications/progress` carrying the call's progress token restarts the idle clock.
+    /// [`Session::call_timeout`] stays as the harness's own overall bound.
+    async fn wait_tool_call(&self, id: u64, name: &str, params: Value) -> Result<Value> {
+        let idv = json!(id);
+        let key = id_key(&idv);
+        let mut rx = self.send_request(&idv, "tools/call", params).await?;
+        let idle = self.tool_idle_timeout();
+        let started = Instant::now();
+        let overall = tokio::time::Instant::now() + self.call_timeout;
+        let outcome = loop {
+            let active = self
+                .shared
+                .state
+                .lock()
+                .unwrap()
+                .progress
+                .get(&key)
+                .copied();
+            let idle_deadline =
+                idle.map(|i| tokio::time::Instant::from_std(active.unwrap_or(started) + i));
+            let deadline = idle_deadline.map_or(overall, |d| d.min(overall));
+            match tokio::time::timeout_at(deadline, &mut rx).await {
+                Ok(Ok(resp)) => break Ok(resp),
+                Ok(Err(_)) => {
+                    break Err(Error::Closed {
+                        what: format!("waiting for the tools/call {name} answer"),
+                        reason: self
+                            .closed_reason()
+                            .unwrap_or_else(|| "connection closed".into()),
+                    })
+                }
+                Err(_) if tokio::time::Instant::now() >= overall => {
+                    break Err(Error::Timeout {
+                        what: format!("tools/call {name} (id {id})"),
+                        after: self.call_timeout,
+                    })
+                }
+                Err(_) => {
+                    let newer = self
+                        .shared
+                        .state
+                        .lock()
+                        .unwrap()
+                        .progress
+                        .get(&key)
+                        .copied();
+                    if newer != active {
+                        continue; // progress arrived meanwhile: the idle clock restarted
+                    }
+                    let idle = idle.expect("only an idle deadline can end here");
+                    tracing::warn!(
+                        server = %self.shared.server_name,
+                        "tools/call {name} (id {id}) idle for {idle:?} with no progress: cut"
+                    );
+                    break Err(Error::ToolCallIdle {
+                        tool: name.into(),
+                        id,
+                        idle,
+                        version: self.profile.version.clone(),
+                    });
+                }
+            }
+        };
+        let mut st = self.shared.state.lock().unwrap();
+        st.pending.remove(&key);
+        st.progress.remove(&key);
+        outcome
     }
 
     /// Apply a script to a turn: every matching rule becomes a tool call (per event).
@@ -1876,6 +2092,15 @@ fn handle_notification(shared: &Arc<Shared>, frame: &Value, index: usize) {
     let method = frame["method"].as_str().unwrap_or_default();
     if method == "notifications/claude/channel" {
         handle_push(shared, frame, index);
+    } else if method == "notifications/progress" {
+        // Progress restarts a pending tool call's idle clock (the token is the request id).
+        let key = id_key(&frame["params"]["progressToken"]);
+        let mut st = shared.state.lock().unwrap();
+        if st.pending.contains_key(&key) {
+            st.progress.insert(key, Instant::now());
+        } else {
+            tracing::debug!("progress for no pending request: {frame}");
+        }
     } else if shared
         .profile
         .permission
