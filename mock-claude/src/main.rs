@@ -27,6 +27,9 @@ const RUN_EXAMPLES: &str = "Examples:
   mock-claude run --plugin 'python3 fixtures/zoo/zoo_plugin.py --push-on-ready hello' \\
       --profile 2.1.80 --server-name zoo --script my-script.json
 
+  # A second run within 7 days skips the probe if the first one went unanswered (2.1.300+):
+  mock-claude run --plugin './my-plugin' --probe-memory-dir ~/.cache/mock-claude-home --timeout 0
+
   # What a user who only passed --channels (no dev flag) would get:
   mock-claude run --plugin 'python3 fixtures/zoo/zoo_plugin.py' --server-name zoo --channels server:zoo
 
@@ -119,6 +122,15 @@ struct LaunchArgs {
     /// Keep secrets in the transcript.
     #[arg(long)]
     no_redact: bool,
+    /// Claude Code's memory of unanswered server/discover probes, kept in DIR (like its HOME):
+    /// a server whose probe went unanswered is not probed again for the profile's
+    /// remember_unanswered_days (7 in 2.1.300+). Without it every run is a fresh HOME.
+    #[arg(long, value_name = "DIR")]
+    probe_memory_dir: Option<PathBuf>,
+    /// Cut a tool call with no answer and no progress after MS milliseconds instead of the
+    /// profile's idle limit (30 min from 2.1.187; no effect on older profiles).
+    #[arg(long, value_name = "MS")]
+    tool_idle_timeout_ms: Option<u64>,
 }
 
 #[derive(Args)]
@@ -193,6 +205,11 @@ fn options(a: &LaunchArgs) -> Result<LaunchOptions> {
             .with_context(|| format!("--env {kv:?} must be NAME=VALUE"))?;
         o.extra_env.push((k.into(), v.into()));
     }
+    o.probe_memory = a
+        .probe_memory_dir
+        .as_ref()
+        .map(mock_claude::ProbeMemory::in_dir);
+    o.tool_idle_timeout = a.tool_idle_timeout_ms.map(Duration::from_millis);
     Ok(o)
 }
 
@@ -239,6 +256,12 @@ async fn start(a: &LaunchArgs, json: bool) -> Result<(Session, bool)> {
             } else {
                 println!("Claude Code {} ({})", profile.version, profile.source.kind);
                 println!("discover: {:?}", hs.discover);
+                if let Some(why) = &hs.discover_skipped {
+                    println!("discover probe skipped: {why}");
+                }
+                for f in &hs.list_failures {
+                    println!("{f}");
+                }
                 println!(
                     "protocol {} ({:?} era); tools: {}",
                     hs.protocol_version,

@@ -151,3 +151,36 @@ fn usage_errors_are_clear() {
         "{err}"
     );
 }
+
+#[test]
+fn probe_memory_dir_skips_the_probe_on_the_second_run() {
+    let home = tempfile::tempdir().unwrap();
+    let stand_in = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/support/stand_in.py")
+        .display()
+        .to_string();
+    let plugin = format!("python3 {stand_in} --discover silent");
+    let args = [
+        "run",
+        "--plugin",
+        &plugin,
+        "--profile",
+        "2.1.330",
+        "--timeout",
+        "0",
+        "--probe-memory-dir",
+        home.path().to_str().unwrap(),
+    ];
+    let (code, first, err) = run(&args);
+    assert_eq!(code, 0, "{first}{err}");
+    assert!(first.contains("discover: Unanswered"), "{first}");
+    let (code, second, err) = run(&args);
+    assert_eq!(code, 0, "{second}{err}");
+    assert!(second.contains("discover: NotSent"), "{second}");
+    assert!(
+        second.contains(
+            "discover probe skipped: MCP server \"channel\": remembered as a legacy peer"
+        ),
+        "{second}"
+    );
+}
