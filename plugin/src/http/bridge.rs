@@ -18,6 +18,16 @@ impl HttpBridge {
     }
 }
 
+/// The `data` of an SSE `reply` event: `{chat_id, text, final, ts}`.
+#[derive(serde::Serialize)]
+struct ReplyEvent<'a> {
+    chat_id: Option<&'a str>,
+    text: &'a str,
+    #[serde(rename = "final")]
+    is_final: bool,
+    ts: u64,
+}
+
 /// Milliseconds since the Unix epoch (`new Date(ts)` in a browser).
 fn now_ms() -> u64 {
     SystemTime::now()
@@ -28,12 +38,12 @@ fn now_ms() -> u64 {
 
 impl Bridge for HttpBridge {
     fn reply(&self, reply: Reply) -> Result<ReplyDelivery, ReplyError> {
-        let data = json!({
-            "chat_id": reply.chat_id,
-            "text": reply.text,
-            "final": reply.is_final,
-            "ts": now_ms(),
-        });
+        let data = ReplyEvent {
+            chat_id: reply.chat_id.as_deref(),
+            text: &reply.text,
+            is_final: reply.is_final,
+            ts: now_ms(),
+        };
         match self.hub.try_publish("reply", &data) {
             Ok(published) if published.clients > 0 => {
                 tracing::debug!(

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::Stream;
-use serde_json::Value;
+use serde::Serialize;
 use tokio::sync::watch;
 
 /// Default ring size (the issue asks for at least 1024).
@@ -94,7 +94,11 @@ impl Hub {
 
     /// Publish, refusing when the ring is full of events nobody received
     /// (so a caller can be told instead of an old reply being lost).
-    pub fn try_publish(&self, name: &'static str, data: &Value) -> Result<Published, BufferFull> {
+    pub fn try_publish(
+        &self,
+        name: &'static str,
+        data: &impl Serialize,
+    ) -> Result<Published, BufferFull> {
         let mut ring = self.lock();
         let undelivered = ring.last_id.saturating_sub(ring.delivered) as usize;
         if undelivered >= ring.capacity {
@@ -107,12 +111,17 @@ impl Hub {
     }
 
     /// Publish unconditionally; evicting an undelivered event is logged.
-    pub fn publish(&self, name: &'static str, data: &Value) -> Published {
+    pub fn publish(&self, name: &'static str, data: &impl Serialize) -> Published {
         let mut ring = self.lock();
         self.publish_locked(&mut ring, name, data)
     }
 
-    fn publish_locked(&self, ring: &mut Ring, name: &'static str, data: &Value) -> Published {
+    fn publish_locked(
+        &self,
+        ring: &mut Ring,
+        name: &'static str,
+        data: &impl Serialize,
+    ) -> Published {
         ring.last_id += 1;
         let id = ring.last_id;
         if ring.events.len() == ring.capacity {
@@ -129,7 +138,8 @@ impl Hub {
         ring.events.push_back(Arc::new(SseEvent {
             id,
             name,
-            data: data.to_string(),
+            // Our event payloads are plain structs and `Value`s: always JSON.
+            data: serde_json::to_string(data).expect("an SSE payload serializes"),
         }));
         self.latest.send_replace(id);
         Published {

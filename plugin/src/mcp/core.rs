@@ -28,7 +28,7 @@ use super::codec::{Frame, FrameReader, DEFAULT_MAX_LINE_BYTES};
 use super::jsonrpc::{self, error_frame, notification_frame};
 use super::meta::key_is_valid;
 use super::permissions::Permissions;
-use super::writer::{run_writer, Backlog, Outgoing, WriterMsg};
+use super::writer::{run_writer, Backlog, Outgoing, Payload, WriterMsg};
 use crate::bridge::{Behavior, Bridge, ChannelEvent, EventId, PushError, VerdictError};
 
 /// Protocol versions we echo back when the client asks for them.
@@ -205,7 +205,7 @@ impl Core {
                             "incoming message over the size cap; discarded"
                         );
                         shared.send(
-                            &error_frame(
+                            error_frame(
                                 &Value::Null,
                                 jsonrpc::INVALID_REQUEST,
                                 format!(
@@ -260,14 +260,13 @@ impl Shared {
     }
 
     /// Queue a frame that is not counted against the notification cap
-    /// (responses, verdicts, errors).
-    pub(crate) fn send(&self, frame: &Value, written: Option<oneshot::Sender<()>>) {
-        let line = serde_json::to_vec(frame).expect("a serde_json::Value always serializes");
+    /// (responses, verdicts, errors). The writer serializes it: work woken by
+    /// the request (a reply's SSE event, say) goes out first.
+    pub(crate) fn send(&self, frame: Value, written: Option<oneshot::Sender<()>>) {
         if self
             .tx
             .send(WriterMsg::Frame(Outgoing {
-                line,
-                counted: false,
+                payload: Payload::Value(frame),
                 written,
             }))
             .is_err()
@@ -282,8 +281,7 @@ impl Shared {
         self.backlog.frames.fetch_add(1, Ordering::AcqRel);
         let len = line.len();
         let msg = WriterMsg::Frame(Outgoing {
-            line,
-            counted: true,
+            payload: Payload::Counted(line),
             written: None,
         });
         if self.tx.send(msg).is_err() {
@@ -479,7 +477,7 @@ impl CoreHandle {
             }
         };
         shared.send(
-            &notification_frame(
+            notification_frame(
                 PERMISSION_VERDICT_METHOD,
                 json!({ "request_id": id, "behavior": behavior }),
             ),

@@ -29,7 +29,7 @@ impl Shared {
                 let at = err.utf8_error().valid_up_to();
                 tracing::warn!(at, "incoming line is not valid UTF-8; answered -32700");
                 self.send(
-                    &error_frame(
+                    error_frame(
                         &Value::Null,
                         jsonrpc::PARSE_ERROR,
                         format!("Parse error: invalid UTF-8 at byte {at}"),
@@ -44,7 +44,7 @@ impl Shared {
             Err(err) => {
                 tracing::warn!("incoming line is not JSON ({err}); answered -32700");
                 self.send(
-                    &error_frame(
+                    error_frame(
                         &Value::Null,
                         jsonrpc::PARSE_ERROR,
                         format!("Parse error: {err}"),
@@ -67,7 +67,7 @@ impl Shared {
             Err(invalid) => {
                 tracing::warn!(id = %invalid.id, "invalid JSON-RPC message: {}", invalid.reason);
                 self.send(
-                    &error_frame(
+                    error_frame(
                         &invalid.id,
                         jsonrpc::INVALID_REQUEST,
                         format!("Invalid Request: {}", invalid.reason),
@@ -83,13 +83,13 @@ impl Shared {
         match method {
             "initialize" => {
                 let result = self.initialize(params.as_ref());
-                self.send(&result_frame(&id, result), None);
+                self.send(result_frame(&id, result), None);
             }
-            "ping" => self.send(&result_frame(&id, json!({})), None),
+            "ping" => self.send(result_frame(&id, json!({})), None),
             "tools/list" => {
                 let (ack, written) = oneshot::channel();
                 self.send(
-                    &result_frame(&id, json!({ "tools": [reply_tool_definition()] })),
+                    result_frame(&id, json!({ "tools": [reply_tool_definition()] })),
                     Some(ack),
                 );
                 let shared = self.clone();
@@ -101,7 +101,7 @@ impl Shared {
             }
             "tools/call" => {
                 let frame = self.call_tool(&id, params.as_ref());
-                self.send(&frame, None);
+                self.send(frame, None);
             }
             _ => {
                 let message = match method {
@@ -111,7 +111,7 @@ impl Shared {
                     _ => format!("Method not found: {method}"),
                 };
                 tracing::info!(%id, method, "unsupported method; answered -32601");
-                self.send(&error_frame(&id, jsonrpc::METHOD_NOT_FOUND, message), None);
+                self.send(error_frame(&id, jsonrpc::METHOD_NOT_FOUND, message), None);
             }
         }
     }

@@ -20,14 +20,22 @@ use std::sync::Arc;
 use tokio::io::{AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::sync::{mpsc, oneshot};
 
-/// One serialized frame (no trailing newline) plus bookkeeping.
+/// One frame for stdout plus bookkeeping.
 #[derive(Debug)]
 pub(crate) struct Outgoing {
-    pub line: Vec<u8>,
-    /// Counted against the notification cap; decremented once written.
-    pub counted: bool,
+    pub payload: Payload,
     /// Fired once the frame has been flushed to the output.
     pub written: Option<oneshot::Sender<()>>,
+}
+
+#[derive(Debug)]
+pub(crate) enum Payload {
+    /// A channel notification, serialized when it was accepted (no trailing
+    /// newline): its bytes are counted in the [`Backlog`] until written.
+    Counted(Vec<u8>),
+    /// A response or other frame, serialized here so the request's handler
+    /// returns sooner.
+    Value(serde_json::Value),
 }
 
 #[derive(Debug)]
@@ -44,6 +52,7 @@ pub(crate) async fn run_writer<W: AsyncWrite + Unpin>(
 ) -> std::io::Result<()> {
     let mut out = BufWriter::with_capacity(64 * 1024, output);
     let mut acks: Vec<oneshot::Sender<()>> = Vec::new();
+    let mut scratch = Vec::with_capacity(1024);
     loop {
         let Some(mut msg) = rx.recv().await else {
             out.flush().await?;
@@ -60,12 +69,20 @@ pub(crate) async fn run_writer<W: AsyncWrite + Unpin>(
                     return Ok(());
                 }
                 WriterMsg::Frame(frame) => {
-                    out.write_all(&frame.line).await?;
-                    out.write_all(b"\n").await?;
-                    if frame.counted {
-                        backlog.frames.fetch_sub(1, Ordering::AcqRel);
-                        backlog.bytes.fetch_sub(frame.line.len(), Ordering::AcqRel);
+                    match &frame.payload {
+                        Payload::Counted(line) => {
+                            out.write_all(line).await?;
+                            backlog.frames.fetch_sub(1, Ordering::AcqRel);
+                            backlog.bytes.fetch_sub(line.len(), Ordering::AcqRel);
+                        }
+                        Payload::Value(value) => {
+                            scratch.clear();
+                            serde_json::to_writer(&mut scratch, value)
+                                .expect("a serde_json::Value always serializes");
+                            out.write_all(&scratch).await?;
+                        }
                     }
+                    out.write_all(b"\n").await?;
                     acks.extend(frame.written);
                 }
             }
