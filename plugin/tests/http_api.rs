@@ -507,9 +507,8 @@ async fn discovery_file_is_private_complete_and_secret_stays_out_of_logs() {
 }
 
 /// A client may pipeline: write many requests before reading any answer (the
-/// bench driver does, 32 deep). Responses are flushed per batch
-/// (`pipeline_flush`), so check that every one arrives, in order, and every
-/// event becomes a notification in the same order.
+/// bench driver does, 32 deep). Every answer must arrive, in order, and every
+/// event become a notification in the same order.
 #[tokio::test]
 async fn pipelined_injects_all_get_answers_and_notifications_in_order() {
     let mut p = HttpPlugin::start(&[]).await;

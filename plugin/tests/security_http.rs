@@ -652,3 +652,48 @@ async fn idle_half_open_connections_do_not_lock_out_clients() {
         "a legitimate client was locked out by idle connections"
     );
 }
+
+/// A client that is still sending when the plugin gives up on its body (past
+/// the 8 MiB it drains) must still be able to read the 413, even when it
+/// reads only after a pause. The plugin closes such a connection with a
+/// linger (FIN after the response, then reads and discards for a while)
+/// rather than a bare close with unread input, which makes the kernel send a
+/// reset. Linux keeps data already received readable after a reset, so on
+/// Linux this passes without the linger too; BSD-derived stacks (macOS)
+/// discard it, which is what the linger is for. Here it guards the answer
+/// itself: an earlier build (hyper's `pipeline_flush`) lost it outright.
+#[tokio::test]
+async fn a_413_survives_a_client_that_reads_late() {
+    let plugin = HttpPlugin::start(&[]).await;
+    let ep = Endpoint::of(&plugin);
+    let stream = TcpStream::connect(("127.0.0.1", ep.port)).await.unwrap();
+    let (mut rd, mut wr) = stream.into_split();
+    let head = ep.inject_head_framed("Transfer-Encoding: chunked");
+    wr.write_all(head.as_bytes()).await.unwrap();
+    let writer = tokio::spawn(async move {
+        let chunk = vec![b'a'; 64 * 1024];
+        let frame = [
+            format!("{:x}\r\n", chunk.len()).into_bytes(),
+            chunk,
+            b"\r\n".to_vec(),
+        ]
+        .concat();
+        // Until the plugin stops taking it (a reset, or nobody reads).
+        for _ in 0..4096 {
+            match tokio::time::timeout(Duration::from_secs(5), wr.write_all(&frame)).await {
+                Ok(Ok(())) => {}
+                _ => break,
+            }
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut response = Vec::new();
+    let read = tokio::time::timeout(TIMEOUT, rd.read_to_end(&mut response)).await;
+    let text = String::from_utf8_lossy(&response);
+    assert!(
+        text.starts_with("HTTP/1.1 413"),
+        "read: {read:?}, got {text:?}"
+    );
+    assert!(text.contains("1048576 byte limit"), "{text}");
+    writer.await.unwrap();
+}
