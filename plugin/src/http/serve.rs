@@ -87,8 +87,9 @@ pub async fn serve(listener: TcpListener, app: Router) {
 ///
 /// When the server answers before reading the whole request (a 413 for a
 /// body over the cap), the client is still sending. Closing a socket with
-/// unread input makes the kernel send a reset, and a reset makes the client's
-/// kernel throw away the response it has not read yet: the caller sees
+/// unread input makes the kernel send a reset, which discards whatever of the
+/// response is still in our send queue, and on BSD-derived stacks (macOS)
+/// also what the client has received but not read: the caller sees
 /// "connection reset" instead of the 413 that says why. So, as nginx and
 /// Apache do: send FIN after the response, then read and discard for up to
 /// [`LINGER`] (at most [`LINGER_MAX_BYTES`]; after that, just wait out the
