@@ -354,27 +354,30 @@ async fn huge_content_length_with_a_slow_body_is_refused_promptly() {
     assert!(text.starts_with("HTTP/1.1 413"), "{text}");
 }
 
-/// Chunked (no length announced): the server stops after the cap, answers
-/// 413, and the sender cannot push much more than the cap (plus socket
-/// buffers) into it.
-#[tokio::test]
-async fn chunked_body_over_the_cap_is_cut_off_after_the_cap() {
-    let plugin = HttpPlugin::start(&[]).await;
-    let ep = Endpoint::of(&plugin);
+/// Open `POST /inject` with `Transfer-Encoding: chunked` and keep sending
+/// 64 KiB chunks (up to 256 MiB) until the plugin stops taking them (closed,
+/// reset, or nothing read for 5 s). Returns the read half and the writer
+/// task, which yields the bytes it got into the socket.
+async fn chunked_flood(
+    ep: &Endpoint,
+) -> (
+    tokio::net::tcp::OwnedReadHalf,
+    tokio::task::JoinHandle<usize>,
+) {
     let stream = TcpStream::connect(("127.0.0.1", ep.port)).await.unwrap();
-    let (mut rd, mut wr) = stream.into_split();
+    let (rd, mut wr) = stream.into_split();
     let head = ep.inject_head_framed("Transfer-Encoding: chunked");
     wr.write_all(head.as_bytes()).await.unwrap();
     let writer = tokio::spawn(async move {
         let chunk = vec![b'a'; 64 * 1024];
+        let frame = [
+            format!("{:x}\r\n", chunk.len()).into_bytes(),
+            chunk.clone(),
+            b"\r\n".to_vec(),
+        ]
+        .concat();
         let mut sent = 0usize;
         while sent < 256 * 1024 * 1024 {
-            let frame = [
-                format!("{:x}\r\n", chunk.len()).into_bytes(),
-                chunk.clone(),
-                b"\r\n".to_vec(),
-            ]
-            .concat();
             match tokio::time::timeout(Duration::from_secs(5), wr.write_all(&frame)).await {
                 Ok(Ok(())) => sent += chunk.len(),
                 _ => break, // closed, or nobody reads any more
@@ -382,6 +385,17 @@ async fn chunked_body_over_the_cap_is_cut_off_after_the_cap() {
         }
         sent
     });
+    (rd, writer)
+}
+
+/// Chunked (no length announced): the server stops after the cap, answers
+/// 413, and the sender cannot push much more than the cap (plus socket
+/// buffers) into it.
+#[tokio::test]
+async fn chunked_body_over_the_cap_is_cut_off_after_the_cap() {
+    let plugin = HttpPlugin::start(&[]).await;
+    let ep = Endpoint::of(&plugin);
+    let (mut rd, writer) = chunked_flood(&ep).await;
     let mut response = Vec::new();
     let _ = tokio::time::timeout(TIMEOUT, rd.read_to_end(&mut response)).await;
     let text = String::from_utf8_lossy(&response);
@@ -666,26 +680,7 @@ async fn idle_half_open_connections_do_not_lock_out_clients() {
 async fn a_413_survives_a_client_that_reads_late() {
     let plugin = HttpPlugin::start(&[]).await;
     let ep = Endpoint::of(&plugin);
-    let stream = TcpStream::connect(("127.0.0.1", ep.port)).await.unwrap();
-    let (mut rd, mut wr) = stream.into_split();
-    let head = ep.inject_head_framed("Transfer-Encoding: chunked");
-    wr.write_all(head.as_bytes()).await.unwrap();
-    let writer = tokio::spawn(async move {
-        let chunk = vec![b'a'; 64 * 1024];
-        let frame = [
-            format!("{:x}\r\n", chunk.len()).into_bytes(),
-            chunk,
-            b"\r\n".to_vec(),
-        ]
-        .concat();
-        // Until the plugin stops taking it (a reset, or nobody reads).
-        for _ in 0..4096 {
-            match tokio::time::timeout(Duration::from_secs(5), wr.write_all(&frame)).await {
-                Ok(Ok(())) => {}
-                _ => break,
-            }
-        }
-    });
+    let (mut rd, writer) = chunked_flood(&ep).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let mut response = Vec::new();
     let read = tokio::time::timeout(TIMEOUT, rd.read_to_end(&mut response)).await;

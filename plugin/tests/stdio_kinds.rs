@@ -81,6 +81,25 @@ fn ids(stdout: &str) -> Vec<Value> {
         .collect()
 }
 
+/// Read the answers to [`opening`]'s three requests, in order.
+fn expect_opening_answers(mut stdout: impl BufRead) {
+    let mut got = Vec::new();
+    for _ in 0..3 {
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        got.push(serde_json::from_str::<Value>(&line).unwrap()["id"].clone());
+    }
+    assert_eq!(got, [json!(0), json!(1), json!(2)]);
+}
+
+/// Wait for exit 0 and check the stream modes the plugin logged.
+fn expect_clean_exit_with_modes(child: &mut Child, modes: &str) {
+    let status = wait_exit(child);
+    let log = stderr_of(child);
+    assert!(status.success(), "{status}\n{log}");
+    assert!(log.contains(modes), "{log}");
+}
+
 fn is_nonblocking(fd: std::os::fd::BorrowedFd<'_>) -> bool {
     OFlag::from_bits_truncate(fcntl(fd, FcntlArg::F_GETFL).unwrap()).contains(OFlag::O_NONBLOCK)
 }
@@ -96,12 +115,9 @@ fn regular_files_fall_back_to_blocking_threads_and_still_answer() {
         .stdout(File::create(&output_path).unwrap())
         .spawn()
         .unwrap();
-    let status = wait_exit(&mut child);
-    let log = stderr_of(&mut child);
-    assert!(status.success(), "{status}\n{log}");
-    assert!(
-        log.contains("input_mode=BlockingPool output_mode=BlockingPool"),
-        "{log}"
+    expect_clean_exit_with_modes(
+        &mut child,
+        "input_mode=BlockingPool output_mode=BlockingPool",
     );
     let out = std::fs::read_to_string(&output_path).unwrap();
     assert_eq!(ids(&out), [json!(0), json!(1), json!(2)], "{out}");
@@ -117,22 +133,9 @@ fn pipes_are_polled_by_the_reactor() {
         .unwrap();
     let mut stdin = child.stdin.take().unwrap();
     stdin.write_all(opening().as_bytes()).unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut got = Vec::new();
-    for _ in 0..3 {
-        let mut line = String::new();
-        stdout.read_line(&mut line).unwrap();
-        got.push(serde_json::from_str::<Value>(&line).unwrap()["id"].clone());
-    }
-    assert_eq!(got, [json!(0), json!(1), json!(2)]);
+    expect_opening_answers(BufReader::new(child.stdout.take().unwrap()));
     drop(stdin);
-    let status = wait_exit(&mut child);
-    let log = stderr_of(&mut child);
-    assert!(status.success(), "{status}\n{log}");
-    assert!(
-        log.contains("input_mode=Reactor output_mode=Reactor"),
-        "{log}"
-    );
+    expect_clean_exit_with_modes(&mut child, "input_mode=Reactor output_mode=Reactor");
 }
 
 /// libuv (Node) and Bun give a child socketpair ends for stdio. The plugin
@@ -152,22 +155,9 @@ fn a_socketpair_is_polled_and_left_blocking_after_exit() {
         .spawn()
         .unwrap();
     (&ours_in).write_all(opening().as_bytes()).unwrap();
-    let mut stdout = BufReader::new(&ours_out);
-    let mut got = Vec::new();
-    for _ in 0..3 {
-        let mut line = String::new();
-        stdout.read_line(&mut line).unwrap();
-        got.push(serde_json::from_str::<Value>(&line).unwrap()["id"].clone());
-    }
-    assert_eq!(got, [json!(0), json!(1), json!(2)]);
+    expect_opening_answers(BufReader::new(&ours_out));
     ours_in.shutdown(std::net::Shutdown::Write).unwrap();
-    let status = wait_exit(&mut child);
-    let log = stderr_of(&mut child);
-    assert!(status.success(), "{status}\n{log}");
-    assert!(
-        log.contains("input_mode=Reactor output_mode=Reactor"),
-        "{log}"
-    );
+    expect_clean_exit_with_modes(&mut child, "input_mode=Reactor output_mode=Reactor");
     assert!(
         !is_nonblocking(child_in_view.as_fd()),
         "stdin left O_NONBLOCK"
