@@ -57,6 +57,31 @@ async fn next_frame(ws: &mut WebSocketStream<TcpStream>) -> Value {
     }
 }
 
+/// Accept the plugin's next connection and read its `hello`.
+async fn accept_hello(listener: &TcpListener) -> WebSocketStream<TcpStream> {
+    let (mut ws, _) = accept(listener).await;
+    assert_eq!(next_frame(&mut ws).await["type"], "hello");
+    ws
+}
+
+/// The bridge sends a small `inbound` frame; it must reach Claude Code as a
+/// channel notification.
+async fn inbound_reaches_claude(
+    ws: &mut WebSocketStream<TcpStream>,
+    mcp: &mut McpClient,
+    content: &str,
+) {
+    ws.send(Message::text(
+        json!({"type": "inbound", "content": content}).to_string(),
+    ))
+    .await
+    .unwrap();
+    let n = mcp
+        .expect_notification("notifications/claude/channel")
+        .await;
+    assert_eq!(n["params"]["content"], content);
+}
+
 fn ws_args<'a>(url: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     let mut args = vec![
         "ws",
@@ -171,8 +196,7 @@ async fn bridge_verdicts_need_the_relay_and_a_real_request() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("ws://{}/bridge", listener.local_addr().unwrap());
     let mut mcp = McpClient::spawn(&ws_args(&url, &[])).await;
-    let (mut ws, _) = accept(&listener).await;
-    assert_eq!(next_frame(&mut ws).await["type"], "hello");
+    let mut ws = accept_hello(&listener).await;
     mcp.handshake().await;
     mcp.notify(
         "notifications/claude/channel/permission_request",
@@ -197,8 +221,7 @@ async fn bridge_verdicts_need_the_relay_and_a_real_request() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("ws://{}/bridge", listener.local_addr().unwrap());
     let mut mcp = McpClient::spawn(&ws_args(&url, &["--permission-relay"])).await;
-    let (mut ws, _) = accept(&listener).await;
-    assert_eq!(next_frame(&mut ws).await["type"], "hello");
+    let mut ws = accept_hello(&listener).await;
     mcp.handshake().await;
     ws.send(Message::text(verdict.clone())).await.unwrap();
     assert_eq!(
@@ -243,8 +266,7 @@ async fn oversized_inbound_frame_never_reaches_claude_code() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("ws://{}/bridge", listener.local_addr().unwrap());
     let mut mcp = McpClient::spawn(&ws_args(&url, &[])).await;
-    let (mut ws, _) = accept(&listener).await;
-    assert_eq!(next_frame(&mut ws).await["type"], "hello");
+    let mut ws = accept_hello(&listener).await;
     mcp.handshake().await;
     let huge = "h".repeat(17 * 1024 * 1024);
     let frame = json!({"type": "inbound", "content": huge, "meta": {"chat_id": "big"}}).to_string();
@@ -294,19 +316,9 @@ async fn oversized_inbound_frame_never_reaches_claude_code() {
     assert_eq!(pong["result"], json!({}));
     if !refused.starts_with("error frame") {
         drop(ws);
-        let (again, _) = accept(&listener).await;
-        ws = again;
-        assert_eq!(next_frame(&mut ws).await["type"], "hello");
+        ws = accept_hello(&listener).await;
     }
-    ws.send(Message::text(
-        json!({"type": "inbound", "content": "small"}).to_string(),
-    ))
-    .await
-    .unwrap();
-    let n = mcp
-        .expect_notification("notifications/claude/channel")
-        .await;
-    assert_eq!(n["params"]["content"], "small");
+    inbound_reaches_claude(&mut ws, &mut mcp, "small").await;
     mcp.close_stdin();
     assert!(mcp.wait_exit(TIMEOUT).await.success());
 }
@@ -371,8 +383,7 @@ async fn frame_between_the_limit_and_the_cap_gets_an_error_frame_and_the_connect
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("ws://{}/bridge", listener.local_addr().unwrap());
     let mut mcp = McpClient::spawn(&ws_args(&url, &[])).await;
-    let (mut ws, _) = accept(&listener).await;
-    assert_eq!(next_frame(&mut ws).await["type"], "hello");
+    let mut ws = accept_hello(&listener).await;
     mcp.handshake().await;
 
     let size = 3 * 1024 * 1024 / 2; // 1.5 MiB
@@ -396,15 +407,7 @@ async fn frame_between_the_limit_and_the_cap_gets_an_error_frame_and_the_connect
     mcp.expect_no_frame(Duration::from_millis(500)).await;
 
     // Same connection, still up.
-    ws.send(Message::text(
-        json!({"type": "inbound", "content": "still here"}).to_string(),
-    ))
-    .await
-    .unwrap();
-    let n = mcp
-        .expect_notification("notifications/claude/channel")
-        .await;
-    assert_eq!(n["params"]["content"], "still here");
+    inbound_reaches_claude(&mut ws, &mut mcp, "still here").await;
     assert!(
         tokio::time::timeout(Duration::from_millis(500), listener.accept())
             .await
@@ -426,8 +429,7 @@ async fn message_over_the_cap_closes_with_1009_and_reconnects_losing_nothing() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("ws://{}/bridge", listener.local_addr().unwrap());
     let mut mcp = McpClient::spawn(&ws_args(&url, &[])).await;
-    let (mut ws, _) = accept(&listener).await;
-    assert_eq!(next_frame(&mut ws).await["type"], "hello");
+    let mut ws = accept_hello(&listener).await;
     mcp.handshake().await;
     // A reply the bridge does not confirm (it reads nothing, so no pong).
     mcp.send(&support::reply_call(7, json!({"text": "before"})))
@@ -441,8 +443,7 @@ async fn message_over_the_cap_closes_with_1009_and_reconnects_losing_nothing() {
     println!("SECURITY-FIGURE over-cap-ws-frame ended_by={ended}");
     drop(ws);
 
-    let (mut ws, _) = accept(&listener).await;
-    assert_eq!(next_frame(&mut ws).await["type"], "hello");
+    let mut ws = accept_hello(&listener).await;
     let resent = next_frame(&mut ws).await;
     assert_eq!(
         (&resent["type"], &resent["seq"], &resent["text"]),
@@ -456,18 +457,9 @@ async fn message_over_the_cap_closes_with_1009_and_reconnects_losing_nothing() {
     println!("SECURITY-FIGURE over-cap-ws-message ended_by={ended}");
     drop(ws);
 
-    let (mut ws, _) = accept(&listener).await;
-    assert_eq!(next_frame(&mut ws).await["type"], "hello");
+    let mut ws = accept_hello(&listener).await;
     mcp.expect_no_frame(Duration::from_millis(300)).await;
-    ws.send(Message::text(
-        json!({"type": "inbound", "content": "after reconnect"}).to_string(),
-    ))
-    .await
-    .unwrap();
-    let n = mcp
-        .expect_notification("notifications/claude/channel")
-        .await;
-    assert_eq!(n["params"]["content"], "after reconnect");
+    inbound_reaches_claude(&mut ws, &mut mcp, "after reconnect").await;
     // Replies go on with the next seq (a resend of seq 1 may come first:
     // the bridge de-duplicates by seq).
     mcp.send(&support::reply_call(8, json!({"text": "after"})))
