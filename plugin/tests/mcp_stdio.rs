@@ -205,3 +205,55 @@ async fn held_pushes_are_released_when_the_client_never_lists_tools() {
         .await;
     assert_eq!(n["params"]["content"], "early");
 }
+
+/// A response carries exactly the id of its request. Ids past 2^64 are
+/// floats, and serde_json's default float parsing is fast but not always
+/// correctly rounded (fuzzing jsonrpc_dispatch found "1e70" read back as
+/// 9.999999999999999e69), so the workspace enables `float_roundtrip`. The
+/// answer's raw text is compared with the correctly rounded number (Rust's
+/// own parser) in serde_json's shortest form, so the test's own JSON parsing
+/// plays no part.
+#[test]
+fn huge_numeric_ids_are_echoed_exactly() {
+    use std::io::{BufRead, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(support::plugin_bin())
+        .args(["http", "--discovery-dir"])
+        .arg(dir.path())
+        .args(["--session-id", support::http::SESSION_ID])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let digits = format!("1{}", "0".repeat(70));
+    let ids = [
+        "1e70",
+        digits.as_str(),
+        "123456789012345678901234567890",
+        "4.35e-300",
+    ];
+    let mut input = child.stdin.take().unwrap();
+    for id in ids {
+        writeln!(
+            input,
+            "{{\"jsonrpc\":\"2.0\",\"id\":{id},\"method\":\"ping\"}}"
+        )
+        .unwrap();
+    }
+    drop(input);
+    let answers: Vec<String> = std::io::BufReader::new(child.stdout.take().unwrap())
+        .lines()
+        .map(Result::unwrap)
+        .collect();
+    assert!(child.wait().unwrap().success());
+    assert_eq!(answers.len(), ids.len(), "{answers:?}");
+    for (id, answer) in ids.iter().zip(&answers) {
+        let exact: f64 = id.parse().unwrap();
+        let want = format!("\"id\":{}", serde_json::to_string(&exact).unwrap());
+        assert!(
+            answer.contains(&want),
+            "asked with id {id}: {answer} lacks {want}"
+        );
+    }
+}
