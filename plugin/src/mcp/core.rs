@@ -275,6 +275,17 @@ impl Shared {
         }
     }
 
+    /// Queue a tool call's result; the writer serializes it.
+    pub(crate) fn send_tool_text(&self, answer: super::tools::ToolText) {
+        let msg = WriterMsg::Frame(Outgoing {
+            payload: Payload::ToolText(answer),
+            written: None,
+        });
+        if self.tx.send(msg).is_err() {
+            tracing::debug!("stdout writer is gone; tool result not sent");
+        }
+    }
+
     /// Hand an accepted channel notification to the writer. Its bytes are
     /// already in `backlog.bytes` (added when `push` accepted it).
     fn send_counted(&self, line: Vec<u8>) {

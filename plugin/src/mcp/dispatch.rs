@@ -12,10 +12,11 @@ use tokio::sync::oneshot;
 use super::core::{
     Shared, FALLBACK_PROTOCOL_VERSION, PERMISSION_REQUEST_METHOD, SUPPORTED_PROTOCOL_VERSIONS,
 };
+use super::fast_path;
 use super::instructions::instructions;
 use super::jsonrpc::{self, classify, error_frame, result_frame, Incoming};
-use super::tools::{parse_reply_args, reply_tool_definition, REPLY_TOOL};
-use crate::bridge::{PermissionRequest, ReplyDelivery};
+use super::tools::{parse_reply_args, reply_tool_definition, ToolText, REPLY_TOOL};
+use crate::bridge::{PermissionRequest, Reply, ReplyDelivery};
 
 impl Shared {
     pub(crate) fn handle_line(self: &Arc<Self>, line: Vec<u8>) {
@@ -39,6 +40,12 @@ impl Shared {
                 return;
             }
         };
+        if let Some(call) = fast_path::reply_call(&text) {
+            tracing::debug!(id = %call.id, method = "tools/call", "request");
+            let answer = self.deliver_reply(&call.id, call.reply);
+            self.send_tool_text(answer);
+            return;
+        }
         let value: Value = match serde_json::from_str(&text) {
             Ok(value) => value,
             Err(err) => {
@@ -176,28 +183,34 @@ impl Shared {
                 json!({ "content": [{ "type": "text", "text": text }], "isError": true }),
             )
         };
-        let reply = match parse_reply_args(params.and_then(|p| p.get("arguments"))) {
-            Ok(reply) => reply,
+        match parse_reply_args(params.and_then(|p| p.get("arguments"))) {
+            Ok(reply) => self.deliver_reply(id, reply).to_frame(),
             Err(message) => {
                 tracing::warn!(%id, "reply refused: {message}");
-                return tool_error(message);
+                tool_error(message)
             }
+        }
+    }
+
+    /// Hand a valid reply to the bridge; the tool result says what happened.
+    fn deliver_reply(&self, id: &Value, reply: Reply) -> ToolText {
+        let answer = |text: String, is_error: bool| ToolText {
+            id: id.clone(),
+            text,
+            is_error,
         };
         let bridge = self.lock().bridge.clone();
         let Some(bridge) = bridge else {
             tracing::error!("reply called before a bridge was attached");
-            return tool_error("reply not delivered: no bridge is attached".into());
+            return answer("reply not delivered: no bridge is attached".into(), true);
         };
         match bridge.reply(reply) {
             Ok(ReplyDelivery::Sent { detail }) | Ok(ReplyDelivery::Queued { detail }) => {
-                result_frame(
-                    id,
-                    json!({ "content": [{ "type": "text", "text": detail }] }),
-                )
+                answer(detail, false)
             }
             Err(err) => {
                 tracing::warn!(%id, "reply not delivered: {err}");
-                tool_error(format!("reply not delivered: {err}"))
+                answer(format!("reply not delivered: {err}"), true)
             }
         }
     }

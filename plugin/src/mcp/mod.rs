@@ -5,6 +5,7 @@
 pub mod codec;
 mod core;
 mod dispatch;
+mod fast_path;
 pub mod instructions;
 pub mod jsonrpc;
 pub mod memory;

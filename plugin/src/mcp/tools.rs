@@ -11,6 +11,63 @@ use crate::bridge::Reply;
 
 pub const REPLY_TOOL: &str = "reply";
 
+/// The answer to a `tools/call`: one text block, maybe marked as an error.
+/// Serializes as the whole response frame (`{"jsonrpc","id","result":
+/// {"content":[{"type":"text","text"}],"isError"?}}`) straight from its
+/// fields, so the hot reply path builds no `Value` for it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolText {
+    pub id: Value,
+    pub text: String,
+    pub is_error: bool,
+}
+
+impl ToolText {
+    /// The same frame as a `Value` (the general dispatch path's currency).
+    pub fn to_frame(&self) -> Value {
+        let mut result = json!({ "content": [{ "type": "text", "text": self.text }] });
+        if self.is_error {
+            result["isError"] = json!(true);
+        }
+        super::jsonrpc::result_frame(&self.id, result)
+    }
+}
+
+impl serde::Serialize for ToolText {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        #[derive(serde::Serialize)]
+        struct Frame<'a> {
+            jsonrpc: &'static str,
+            id: &'a Value,
+            result: ToolResult<'a>,
+        }
+        #[derive(serde::Serialize)]
+        struct ToolResult<'a> {
+            content: [TextContent<'a>; 1],
+            #[serde(rename = "isError", skip_serializing_if = "std::ops::Not::not")]
+            is_error: bool,
+        }
+        #[derive(serde::Serialize)]
+        struct TextContent<'a> {
+            #[serde(rename = "type")]
+            kind: &'static str,
+            text: &'a str,
+        }
+        Frame {
+            jsonrpc: "2.0",
+            id: &self.id,
+            result: ToolResult {
+                content: [TextContent {
+                    kind: "text",
+                    text: &self.text,
+                }],
+                is_error: self.is_error,
+            },
+        }
+        .serialize(serializer)
+    }
+}
+
 /// The `tools/list` entry for `reply`.
 pub fn reply_tool_definition() -> Value {
     json!({
@@ -116,6 +173,29 @@ pub fn parse_reply_args(arguments: Option<&Value>) -> Result<Reply, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tool_text_serializes_exactly_as_its_value_frame() {
+        for (id, text, is_error) in [
+            (json!(7), "Reply sent to 1 connected client(s).", false),
+            (
+                json!("abc"),
+                "reply not delivered: \"quoted\" \u{e9}\n",
+                true,
+            ),
+            (json!(1e70), "", false),
+        ] {
+            let t = ToolText {
+                id,
+                text: text.into(),
+                is_error,
+            };
+            assert_eq!(
+                serde_json::to_string(&t).unwrap(),
+                serde_json::to_string(&t.to_frame()).unwrap()
+            );
+        }
+    }
 
     #[test]
     fn accepts_minimal_and_full_arguments() {

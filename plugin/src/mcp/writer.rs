@@ -36,6 +36,8 @@ pub(crate) enum Payload {
     /// A response or other frame, serialized here so the request's handler
     /// returns sooner.
     Value(serde_json::Value),
+    /// A tool call's result, serialized here from its fields.
+    ToolText(super::tools::ToolText),
 }
 
 #[derive(Debug)]
@@ -79,6 +81,12 @@ pub(crate) async fn run_writer<W: AsyncWrite + Unpin>(
                             scratch.clear();
                             serde_json::to_writer(&mut scratch, value)
                                 .expect("a serde_json::Value always serializes");
+                            out.write_all(&scratch).await?;
+                        }
+                        Payload::ToolText(tool_text) => {
+                            scratch.clear();
+                            serde_json::to_writer(&mut scratch, tool_text)
+                                .expect("a tool result always serializes");
                             out.write_all(&scratch).await?;
                         }
                     }
