@@ -2,6 +2,7 @@
 //! a discovery file. Drop-in replacement for the Bun `opzero-channel` plugin.
 
 pub mod auth;
+pub mod body;
 pub mod bridge;
 pub mod discovery;
 pub mod routes;

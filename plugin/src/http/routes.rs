@@ -2,7 +2,6 @@
 //! `/status`. Every refusal is a JSON `{"error": "..."}` with a status code
 //! that says which rule failed, and a log line.
 
-use crate::mcp::meta::json_kind;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,9 +16,10 @@ use futures_util::StreamExt;
 use serde_json::{json, Map, Value};
 
 use super::auth::{check_host, check_origin, check_secret, Secret};
+use super::body::{self, InjectBody, InjectBodyError};
 use super::sse::Hub;
 use crate::bridge::{Behavior, ChannelEvent, PushError, VerdictError};
-use crate::mcp::meta::{self, MetaError};
+use crate::mcp::meta::MetaError;
 use crate::mcp::CoreHandle;
 
 /// Largest accepted request body.
@@ -49,11 +49,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/sse", get(sse))
         .route("/events", get(sse))
         .route("/permission", post(permission))
-        // Layers run bottom-up: the secret is checked before any body work.
-        .route_layer(middleware::from_fn(refuse_declared_oversize))
+        // One layer, not two: each `from_fn` layer costs a boxed future and a
+        // clone of the inner service per request (~0.25 us on inject).
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
-            require_secret,
+            require_secret_then_size,
         ));
     Router::new()
         .route("/status", get(status))
@@ -173,12 +173,14 @@ async fn read_capped(body: Body, route: &str) -> Result<Bytes, Response> {
     }
 }
 
-async fn require_secret(State(st): Shared, request: Request, next: Next) -> Response {
+/// The authenticated routes' gate: the secret first (no body work for a
+/// caller without it), then the declared body size.
+async fn require_secret_then_size(State(st): Shared, request: Request, next: Next) -> Response {
     if let Err(why) = check_secret(request.headers(), &st.secret) {
         tracing::warn!(path = %request.uri().path(), "401: {why}");
         return error(StatusCode::UNAUTHORIZED, why);
     }
-    next.run(request).await
+    refuse_declared_oversize(request, next).await
 }
 
 async fn not_found(request: Request) -> Response {
@@ -198,19 +200,7 @@ async fn not_found(request: Request) -> Response {
 #[allow(clippy::result_large_err)]
 async fn json_object(body: Body, route: &str) -> Result<Map<String, Value>, Response> {
     let bytes = read_capped(body, route).await?;
-    match serde_json::from_slice::<Value>(&bytes) {
-        Ok(Value::Object(map)) => Ok(map),
-        Ok(other) => {
-            let message = format!("body must be a JSON object, got {}", json_kind(&other));
-            tracing::warn!(route, "400: {message}");
-            Err(error(StatusCode::BAD_REQUEST, message))
-        }
-        Err(err) => {
-            let message = format!("body is not valid JSON: {err}");
-            tracing::warn!(route, "400: {message}");
-            Err(error(StatusCode::BAD_REQUEST, message))
-        }
-    }
+    body::json_object(&bytes).map_err(|message| bad_request(route, message))
 }
 
 fn bad_request(route: &str, message: String) -> Response {
@@ -219,34 +209,18 @@ fn bad_request(route: &str, message: String) -> Response {
 }
 
 async fn inject(State(st): Shared, body: Body) -> Response {
-    let body = match json_object(body, "/inject").await {
-        Ok(body) => body,
+    let bytes = match read_capped(body, "/inject").await {
+        Ok(bytes) => bytes,
         Err(response) => return response,
     };
-    let content = match body.get("content") {
-        Some(Value::String(s)) if !s.is_empty() => s.clone(),
-        Some(Value::String(_)) => return bad_request("/inject", "\"content\" is empty".into()),
-        Some(other) => {
-            return bad_request(
-                "/inject",
-                format!("\"content\" must be a string, got {}", json_kind(other)),
-            )
-        }
-        None => return bad_request("/inject", "missing \"content\" (string)".into()),
-    };
-    let chat_id = match body.get("chat_id") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(s.clone()),
-        Some(other) => {
-            return bad_request(
-                "/inject",
-                format!("\"chat_id\" must be a string, got {}", json_kind(other)),
-            )
-        }
-    };
-    let caller_meta = match meta::normalize(body.get("meta")) {
-        Ok(m) => m,
-        Err(err) => {
+    let InjectBody {
+        content,
+        chat_id,
+        meta: caller_meta,
+    } = match InjectBody::parse(&bytes) {
+        Ok(body) => body,
+        Err(InjectBodyError::Body(message)) => return bad_request("/inject", message),
+        Err(InjectBodyError::Meta(err)) => {
             tracing::warn!(route = "/inject", "400: {err}");
             let keys = match &err {
                 MetaError::InvalidEntries(_) => err.keys(),

@@ -374,18 +374,54 @@ struct ChannelNotification<'a> {
 #[derive(serde::Serialize)]
 struct ChannelParams<'a> {
     content: &'a str,
-    #[serde(skip_serializing_if = "Map::is_empty")]
-    meta: &'a Map<String, Value>,
+    #[serde(skip_serializing_if = "MetaObject::is_empty")]
+    meta: MetaObject<'a>,
+}
+
+/// Meta pairs (valid, distinct keys) serialized as a JSON object, in order.
+struct MetaObject<'a>(&'a [(String, String)]);
+
+impl MetaObject<'_> {
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl serde::Serialize for MetaObject<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (key, value) in self.0 {
+            map.serialize_entry(key, value)?;
+        }
+        map.end()
+    }
 }
 
 impl<'a> ChannelNotification<'a> {
-    fn new(content: &'a str, meta: &'a Map<String, Value>) -> Self {
+    fn new(content: &'a str, meta: &'a [(String, String)]) -> Self {
         Self {
             jsonrpc: "2.0",
             method: CHANNEL_METHOD,
-            params: ChannelParams { content, meta },
+            params: ChannelParams {
+                content,
+                meta: MetaObject(meta),
+            },
         }
     }
+}
+
+/// Whether two pairs share a key (a handful of keys is the rule: compare
+/// them directly; a set only for many).
+fn has_repeated_key(meta: &[(String, String)]) -> bool {
+    if meta.len() <= 16 {
+        return meta
+            .iter()
+            .enumerate()
+            .any(|(i, (key, _))| meta[..i].iter().any(|(earlier, _)| earlier == key));
+    }
+    let mut seen = std::collections::HashSet::with_capacity(meta.len());
+    !meta.iter().all(|(key, _)| seen.insert(key.as_str()))
 }
 
 impl CoreHandle {
@@ -394,19 +430,36 @@ impl CoreHandle {
     /// `event.meta` must come from [`super::meta::normalize`].
     pub fn push(&self, event: ChannelEvent) -> Result<EventId, PushError> {
         let shared = &self.shared;
-        let mut meta = Map::new();
-        for (key, value) in event.meta {
-            if key_is_valid(&key) {
-                meta.insert(key, Value::String(value));
-            } else {
+        let mut meta = event.meta;
+        meta.retain(|(key, _)| {
+            let valid = key_is_valid(key);
+            if !valid {
                 // A bridge bug: meta must be normalized first. Claude Code would
                 // drop the key anyway; say so loudly.
                 debug_assert!(false, "meta key {key:?} was not validated by the bridge");
                 tracing::error!(key, "invalid meta key reached the core; key dropped");
             }
+            valid
+        });
+        if has_repeated_key(&meta) {
+            // Also a bridge bug (normalized meta comes from a JSON object): a
+            // JSON object keeps one value per key, the last, where the key
+            // first appeared.
+            tracing::error!("repeated meta key reached the core; the last value is kept");
+            let mut map = Map::new();
+            for (key, value) in meta {
+                map.insert(key, Value::String(value));
+            }
+            meta = map
+                .into_iter()
+                .map(|(key, value)| match value {
+                    Value::String(value) => (key, value),
+                    _ => unreachable!("only strings were inserted"),
+                })
+                .collect();
         }
         let line = serde_json::to_vec(&ChannelNotification::new(&event.content, &meta))
-            .expect("strings and a string map always serialize");
+            .expect("strings always serialize");
         let mut state = shared.lock();
         if state.shutting_down {
             tracing::warn!("channel event refused: the session is shutting down");
@@ -531,21 +584,42 @@ mod notification_tests {
     /// as a `Value` did (what the conformance goldens were written from).
     #[test]
     fn channel_notification_bytes_match_the_value_form() {
-        let mut meta = Map::new();
-        meta.insert("chat_id".into(), Value::String("web".into()));
-        meta.insert("user".into(), Value::String("ana \"<b>\" \u{e9}".into()));
+        let pairs = vec![
+            ("chat_id".to_string(), "web".to_string()),
+            ("user".to_string(), "ana \"<b>\" \u{e9}".to_string()),
+        ];
         let content = "line one\nline \"two\" \u{1F600}";
-        for meta in [Map::new(), meta] {
+        for pairs in [Vec::new(), pairs] {
+            let mut meta = Map::new();
+            for (key, value) in &pairs {
+                meta.insert(key.clone(), Value::String(value.clone()));
+            }
             let mut params = json!({ "content": content });
             if !meta.is_empty() {
-                params["meta"] = Value::Object(meta.clone());
+                params["meta"] = Value::Object(meta);
             }
             let expected = serde_json::to_vec(&notification_frame(CHANNEL_METHOD, params)).unwrap();
-            let got = serde_json::to_vec(&ChannelNotification::new(content, &meta)).unwrap();
+            let got = serde_json::to_vec(&ChannelNotification::new(content, &pairs)).unwrap();
             assert_eq!(
                 String::from_utf8(got).unwrap(),
                 String::from_utf8(expected).unwrap()
             );
         }
+    }
+
+    #[test]
+    fn repeated_keys_are_found_with_few_and_many_keys() {
+        let pairs = |keys: &[&str]| -> Vec<(String, String)> {
+            keys.iter()
+                .map(|k| (k.to_string(), "v".to_string()))
+                .collect()
+        };
+        assert!(!has_repeated_key(&pairs(&["a", "b", "c"])));
+        assert!(has_repeated_key(&pairs(&["a", "b", "a"])));
+        let many: Vec<String> = (0..40).map(|i| format!("k{i}")).collect();
+        let mut keys: Vec<&str> = many.iter().map(String::as_str).collect();
+        assert!(!has_repeated_key(&pairs(&keys)));
+        keys.push("k3");
+        assert!(has_repeated_key(&pairs(&keys)));
     }
 }

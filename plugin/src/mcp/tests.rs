@@ -306,6 +306,27 @@ async fn held_pushes_flush_after_fallback_when_tools_are_never_listed() {
     assert_eq!(h.recv().await["params"]["content"], "early");
 }
 
+/// Meta from a bridge is normalized (distinct keys) but the core does not
+/// rely on it: a repeated key keeps its first place and its last value, as
+/// a JSON object would.
+#[tokio::test]
+async fn a_repeated_meta_key_keeps_its_place_and_last_value() {
+    let mut h = start(CoreConfig::new("test"));
+    h.handshake().await;
+    let pair = |k: &str, v: &str| (k.to_string(), v.to_string());
+    h.handle
+        .push(ChannelEvent {
+            content: "dup".into(),
+            meta: vec![pair("a", "1"), pair("b", "2"), pair("a", "3")],
+        })
+        .unwrap();
+    let n = h.recv().await;
+    assert_eq!(
+        serde_json::to_string(&n["params"]["meta"]).unwrap(),
+        r#"{"a":"3","b":"2"}"#
+    );
+}
+
 #[tokio::test]
 async fn reply_tool_reaches_the_bridge_and_bad_arguments_are_explained() {
     let mut h = start(CoreConfig::new("test"));
