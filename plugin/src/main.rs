@@ -54,8 +54,10 @@ fn main() -> ExitCode {
     // do their blocking work on the blocking pool. Never building the
     // multi-thread scheduler also keeps its code (and libm, for its poll-time
     // average) out of the resident set.
-    let mut builder = tokio::runtime::Builder::new_current_thread();
-    let runtime = match builder.enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(err) => {
             eprintln!("channel-plugin: cannot start the async runtime: {err}");
@@ -73,8 +75,9 @@ fn main() -> ExitCode {
     });
     // When stdin is not a pipe or socket, `tokio::io::stdin()` reads on a
     // blocking thread that may sit in read(2) forever (after a signal, stdin
-    // is still open); dropping the runtime normally would wait for it. Everything that matters (discovery file
-    // removal, stdout flush) is done by now, so do not wait.
+    // is still open); dropping the runtime normally would wait for it.
+    // Everything that matters (discovery file removal, stdout flush) is done
+    // by now, so do not wait.
     runtime.shutdown_background();
     match result {
         Ok(code) => code,

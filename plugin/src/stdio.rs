@@ -30,29 +30,41 @@ pub type Input = Box<dyn AsyncRead + Unpin + Send>;
 /// The output stream the core writes frames to.
 pub type Output = Box<dyn AsyncWrite + Unpin + Send>;
 
-/// Which kind of stream [`stdin`]/[`stdout`] chose (logged at debug level;
-/// tests assert on it).
+/// Which kind of stream was chosen (logged at debug level; tests read it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
+enum Mode {
     /// A non-blocking duplicate driven by the reactor (pipe or socket).
     Reactor,
     /// tokio's blocking-pool stream (terminal, file, anything else).
     BlockingPool,
 }
 
-/// This process's stdin. Must be called inside a tokio runtime.
-pub fn stdin() -> (Input, Mode) {
-    match polled_unless_shared_with_stderr(io::stdin().as_fd()) {
-        Some(fd) => (Box::new(fd), Mode::Reactor),
-        None => (Box::new(tokio::io::stdin()), Mode::BlockingPool),
-    }
+/// This process's stdin and stdout for the MCP core; the kind chosen for
+/// each is logged at debug level. Must be called inside a tokio runtime.
+pub fn streams() -> (Input, Output) {
+    let (input, input_mode) = pick(
+        io::stdin().as_fd(),
+        |fd| Box::new(fd) as Input,
+        || Box::new(tokio::io::stdin()),
+    );
+    let (output, output_mode) = pick(
+        io::stdout().as_fd(),
+        |fd| Box::new(fd) as Output,
+        || Box::new(tokio::io::stdout()),
+    );
+    tracing::debug!(?input_mode, ?output_mode, "stdio streams");
+    (input, output)
 }
 
-/// This process's stdout. Must be called inside a tokio runtime.
-pub fn stdout() -> (Output, Mode) {
-    match polled_unless_shared_with_stderr(io::stdout().as_fd()) {
-        Some(fd) => (Box::new(fd), Mode::Reactor),
-        None => (Box::new(tokio::io::stdout()), Mode::BlockingPool),
+/// The polled stream for `fd` when it can be one, else tokio's.
+fn pick<T>(
+    fd: BorrowedFd<'_>,
+    polled: impl FnOnce(PolledFd) -> T,
+    blocking: impl FnOnce() -> T,
+) -> (T, Mode) {
+    match polled_unless_shared_with_stderr(fd) {
+        Some(fd) => (polled(fd), Mode::Reactor),
+        None => (blocking(), Mode::BlockingPool),
     }
 }
 

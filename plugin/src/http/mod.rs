@@ -163,9 +163,7 @@ pub async fn run(args: HttpArgs) -> anyhow::Result<ExitCode> {
         "channel-plugin http listening on 127.0.0.1"
     );
 
-    let (input, input_mode) = crate::stdio::stdin();
-    let (output, output_mode) = crate::stdio::stdout();
-    tracing::debug!(?input_mode, ?output_mode, "stdio streams");
+    let (input, output) = crate::stdio::streams();
     let end = core
         .serve(
             input,

@@ -645,18 +645,24 @@ fn handle_text(text: &str, core: &dyn CoreLink) -> Option<OutFrame> {
             Some(OutFrame::error(err.0))
         }
         Ok(InFrame::Inbound(event)) => {
-            let (chars, keys) = (
-                event.content.chars().count(),
+            let chars = event.content.chars().count();
+            // Only for the per-event debug line: not built when it is off.
+            let keys = tracing::enabled!(tracing::Level::DEBUG).then(|| {
                 event
                     .meta
                     .iter()
                     .map(|(k, _)| k.as_str())
                     .collect::<Vec<_>>()
-                    .join(","),
-            );
+                    .join(",")
+            });
             match core.push(event) {
                 Ok(id) => {
-                    tracing::debug!(id, chars, meta = %keys, "inbound event pushed to Claude Code");
+                    tracing::debug!(
+                        id,
+                        chars,
+                        meta = keys.as_deref().unwrap_or(""),
+                        "inbound event pushed to Claude Code"
+                    );
                     None
                 }
                 Err(err) => {

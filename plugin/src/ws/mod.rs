@@ -283,9 +283,7 @@ pub async fn run(args: WsArgs) -> anyhow::Result<ExitCode> {
         client_stopped,
     ));
 
-    let (input, input_mode) = crate::stdio::stdin();
-    let (output, output_mode) = crate::stdio::stdout();
-    tracing::debug!(?input_mode, ?output_mode, "stdio streams");
+    let (input, output) = crate::stdio::streams();
     let end = core.serve(input, output, bridge, signals.wait()).await;
     tracing::info!(?end, "closing the bridge connection");
     let _ = stop_client.send(true);
