@@ -10,6 +10,8 @@ pub mod doctor;
 pub mod http;
 pub mod launch;
 pub mod mcp;
+#[cfg(test)]
+mod mutants;
 pub mod shutdown;
 pub mod spawn;
 pub mod stdio;

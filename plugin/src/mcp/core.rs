@@ -20,13 +20,13 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use tokio::io::{AsyncRead, AsyncWrite, BufReader};
 use tokio::sync::{mpsc, oneshot};
 
 use super::codec::{Frame, FrameReader, DEFAULT_MAX_LINE_BYTES};
 use super::jsonrpc::{self, error_frame, notification_frame};
-use super::meta::key_is_valid;
+use super::meta::{has_repeated_key, key_is_valid};
 use super::permissions::Permissions;
 use super::writer::{run_writer, Backlog, Outgoing, Payload, WriterMsg};
 use crate::bridge::{Behavior, Bridge, ChannelEvent, EventId, PushError, VerdictError};
@@ -263,26 +263,21 @@ impl Shared {
     /// (responses, verdicts, errors). The writer serializes it: work woken by
     /// the request (a reply's SSE event, say) goes out first.
     pub(crate) fn send(&self, frame: Value, written: Option<oneshot::Sender<()>>) {
-        if self
-            .tx
-            .send(WriterMsg::Frame(Outgoing {
-                payload: Payload::Value(frame),
-                written,
-            }))
-            .is_err()
-        {
-            tracing::debug!("stdout writer is gone; frame not sent");
-        }
+        self.send_uncounted(Payload::Value(frame), written);
     }
 
     /// Queue a tool call's result; the writer serializes it.
     pub(crate) fn send_tool_text(&self, answer: super::tools::ToolText) {
-        let msg = WriterMsg::Frame(Outgoing {
-            payload: Payload::ToolText(answer),
-            written: None,
-        });
-        if self.tx.send(msg).is_err() {
-            tracing::debug!("stdout writer is gone; tool result not sent");
+        self.send_uncounted(Payload::ToolText(answer), None);
+    }
+
+    fn send_uncounted(&self, payload: Payload, written: Option<oneshot::Sender<()>>) {
+        if self
+            .tx
+            .send(WriterMsg::Frame(Outgoing { payload, written }))
+            .is_err()
+        {
+            tracing::debug!("stdout writer is gone; frame not sent");
         }
     }
 
@@ -411,19 +406,6 @@ impl<'a> ChannelNotification<'a> {
     }
 }
 
-/// Whether two pairs share a key (a handful of keys is the rule: compare
-/// them directly; a set only for many).
-fn has_repeated_key(meta: &[(String, String)]) -> bool {
-    if meta.len() <= 16 {
-        return meta
-            .iter()
-            .enumerate()
-            .any(|(i, (key, _))| meta[..i].iter().any(|(earlier, _)| earlier == key));
-    }
-    let mut seen = std::collections::HashSet::with_capacity(meta.len());
-    !meta.iter().all(|(key, _)| seen.insert(key.as_str()))
-}
-
 impl CoreHandle {
     /// Push an outside event as `notifications/claude/channel`. Held until the
     /// session is ready; refused (never dropped) when the queue is full.
@@ -446,17 +428,18 @@ impl CoreHandle {
             // JSON object keeps one value per key, the last, where the key
             // first appeared.
             tracing::error!("repeated meta key reached the core; the last value is kept");
-            let mut map = Map::new();
+            let mut first_at = std::collections::HashMap::<String, usize>::new();
+            let mut distinct: Vec<(String, String)> = Vec::with_capacity(meta.len());
             for (key, value) in meta {
-                map.insert(key, Value::String(value));
+                match first_at.get(&key) {
+                    Some(&at) => distinct[at].1 = value,
+                    None => {
+                        first_at.insert(key.clone(), distinct.len());
+                        distinct.push((key, value));
+                    }
+                }
             }
-            meta = map
-                .into_iter()
-                .map(|(key, value)| match value {
-                    Value::String(value) => (key, value),
-                    _ => unreachable!("only strings were inserted"),
-                })
-                .collect();
+            meta = distinct;
         }
         let line = serde_json::to_vec(&ChannelNotification::new(&event.content, &meta))
             .expect("strings always serialize");
@@ -579,6 +562,7 @@ impl CoreHandle {
 #[cfg(test)]
 mod notification_tests {
     use super::*;
+    use serde_json::Map;
 
     /// The borrowed serializer must produce exactly what building the frame
     /// as a `Value` did (what the conformance goldens were written from).
@@ -605,21 +589,5 @@ mod notification_tests {
                 String::from_utf8(expected).unwrap()
             );
         }
-    }
-
-    #[test]
-    fn repeated_keys_are_found_with_few_and_many_keys() {
-        let pairs = |keys: &[&str]| -> Vec<(String, String)> {
-            keys.iter()
-                .map(|k| (k.to_string(), "v".to_string()))
-                .collect()
-        };
-        assert!(!has_repeated_key(&pairs(&["a", "b", "c"])));
-        assert!(has_repeated_key(&pairs(&["a", "b", "a"])));
-        let many: Vec<String> = (0..40).map(|i| format!("k{i}")).collect();
-        let mut keys: Vec<&str> = many.iter().map(String::as_str).collect();
-        assert!(!has_repeated_key(&pairs(&keys)));
-        keys.push("k3");
-        assert!(has_repeated_key(&pairs(&keys)));
     }
 }

@@ -177,17 +177,16 @@ impl Shared {
                 format!("Unknown tool: {name:?} (this server has: {REPLY_TOOL})"),
             );
         }
-        let tool_error = |text: String| {
-            result_frame(
-                id,
-                json!({ "content": [{ "type": "text", "text": text }], "isError": true }),
-            )
-        };
         match parse_reply_args(params.and_then(|p| p.get("arguments"))) {
             Ok(reply) => self.deliver_reply(id, reply).to_frame(),
             Err(message) => {
                 tracing::warn!(%id, "reply refused: {message}");
-                tool_error(message)
+                ToolText {
+                    id: id.clone(),
+                    text: message,
+                    is_error: true,
+                }
+                .to_frame()
             }
         }
     }

@@ -55,6 +55,22 @@ pub fn key_is_valid(key: &str) -> bool {
     chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
+/// Whether two meta pairs share a key. Normalized meta never does (it is
+/// read from a JSON object); the core and the `/inject` fast path check
+/// before relying on it. A handful of keys is the rule: compare them
+/// directly, and use a set only for many.
+pub fn has_repeated_key<K: AsRef<str>, V>(pairs: &[(K, V)]) -> bool {
+    if pairs.len() <= 16 {
+        return pairs.iter().enumerate().any(|(i, (key, _))| {
+            pairs[..i]
+                .iter()
+                .any(|(earlier, _)| earlier.as_ref() == key.as_ref())
+        });
+    }
+    let mut seen = std::collections::HashSet::with_capacity(pairs.len());
+    !pairs.iter().all(|(key, _)| seen.insert(key.as_ref()))
+}
+
 /// How a JSON value's type reads in an error message ("a number", "an array", …),
 /// shared by every place that tells a caller what it sent instead.
 pub fn json_kind(value: &Value) -> &'static str {
@@ -131,6 +147,22 @@ mod tests {
         for bad in ["", "1a", "a-b", "a.b", "é", "a b", "ключ"] {
             assert!(!key_is_valid(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn repeated_keys_are_found_with_few_and_many_keys() {
+        let pairs = |keys: &[&str]| -> Vec<(String, String)> {
+            keys.iter()
+                .map(|k| (k.to_string(), "v".to_string()))
+                .collect()
+        };
+        assert!(!has_repeated_key(&pairs(&["a", "b", "c"])));
+        assert!(has_repeated_key(&pairs(&["a", "b", "a"])));
+        let many: Vec<String> = (0..40).map(|i| format!("k{i}")).collect();
+        let mut keys: Vec<&str> = many.iter().map(String::as_str).collect();
+        assert!(!has_repeated_key(&pairs(&keys)));
+        keys.push("k3");
+        assert!(has_repeated_key(&pairs(&keys)));
     }
 
     #[test]

@@ -78,16 +78,10 @@ pub(crate) async fn run_writer<W: AsyncWrite + Unpin>(
                             backlog.bytes.fetch_sub(line.len(), Ordering::AcqRel);
                         }
                         Payload::Value(value) => {
-                            scratch.clear();
-                            serde_json::to_writer(&mut scratch, value)
-                                .expect("a serde_json::Value always serializes");
-                            out.write_all(&scratch).await?;
+                            out.write_all(to_json(&mut scratch, value)).await?;
                         }
                         Payload::ToolText(tool_text) => {
-                            scratch.clear();
-                            serde_json::to_writer(&mut scratch, tool_text)
-                                .expect("a tool result always serializes");
-                            out.write_all(&scratch).await?;
+                            out.write_all(to_json(&mut scratch, tool_text)).await?;
                         }
                     }
                     out.write_all(b"\n").await?;
@@ -104,4 +98,12 @@ pub(crate) async fn run_writer<W: AsyncWrite + Unpin>(
             let _ = ack.send(());
         });
     }
+}
+
+/// `frame` as JSON in `scratch` (reused across frames).
+fn to_json<'s>(scratch: &'s mut Vec<u8>, frame: &impl serde::Serialize) -> &'s [u8] {
+    scratch.clear();
+    // Values and plain structs of strings: nothing here can fail.
+    serde_json::to_writer(&mut *scratch, frame).expect("a frame always serializes");
+    scratch
 }
