@@ -576,9 +576,35 @@ pub struct Session {
     pub call_timeout: Duration,
 }
 
-fn status_report(status: std::process::ExitStatus) -> (String, Option<i32>, Option<i32>) {
-    use std::os::unix::process::ExitStatusExt;
-    (status.to_string(), status.code(), status.signal())
+impl ShutdownReport {
+    /// A spawned server: `status` is its exit status if it exited.
+    fn of_process(
+        status: Option<std::process::ExitStatus>,
+        via: Option<ExitVia>,
+        elapsed: Duration,
+    ) -> Self {
+        use std::os::unix::process::ExitStatusExt;
+        ShutdownReport {
+            exited: status.is_some(),
+            via,
+            elapsed,
+            status: status.map(|s| s.to_string()),
+            exit_code: status.and_then(|s| s.code()),
+            signal: status.and_then(|s| s.signal()),
+        }
+    }
+
+    /// An in-memory server (no process): it is gone when its output ended.
+    fn in_memory(stdout_eof: bool, elapsed: Duration) -> Self {
+        ShutdownReport {
+            exited: stdout_eof,
+            via: stdout_eof.then_some(ExitVia::StdinEof),
+            elapsed,
+            status: None,
+            exit_code: None,
+            signal: None,
+        }
+    }
 }
 
 impl Session {
@@ -1667,14 +1693,7 @@ impl Session {
             self.close_stdin().await;
             self.wait_stdout_eof(Duration::from_secs(5)).await;
             let eof = self.shared.state.lock().unwrap().stdout_eof;
-            return Ok(ShutdownReport {
-                exited: eof,
-                via: eof.then_some(ExitVia::StdinEof),
-                elapsed: start.elapsed(),
-                status: None,
-                exit_code: None,
-                signal: None,
-            });
+            return Ok(ShutdownReport::in_memory(eof, start.elapsed()));
         };
         let mut via = None;
         let mut status = proc_.try_exit();
@@ -1715,21 +1734,7 @@ impl Session {
         let elapsed = start.elapsed();
         self.close_stdin().await;
         self.wait_stdout_eof(Duration::from_secs(2)).await;
-        let (text, code, sig) = match status {
-            Some(s) => {
-                let (t, c, g) = status_report(s);
-                (Some(t), c, g)
-            }
-            None => (None, None, None),
-        };
-        Ok(ShutdownReport {
-            exited: status.is_some(),
-            via,
-            elapsed,
-            status: text,
-            exit_code: code,
-            signal: sig,
-        })
+        Ok(ShutdownReport::of_process(status, via, elapsed))
     }
 
     /// Close the server's stdin and wait up to `grace` for it to exit (the reliable death
@@ -1740,33 +1745,16 @@ impl Session {
         match &self.process {
             Some(p) => {
                 let status = p.wait_exit(grace).await;
-                let (text, code, sig) = match status {
-                    Some(s) => {
-                        let (t, c, g) = status_report(s);
-                        (Some(t), c, g)
-                    }
-                    None => (None, None, None),
-                };
-                Ok(ShutdownReport {
-                    exited: status.is_some(),
-                    via: status.map(|_| ExitVia::StdinEof),
-                    elapsed: start.elapsed(),
-                    status: text,
-                    exit_code: code,
-                    signal: sig,
-                })
+                Ok(ShutdownReport::of_process(
+                    status,
+                    status.map(|_| ExitVia::StdinEof),
+                    start.elapsed(),
+                ))
             }
             None => {
                 self.wait_stdout_eof(grace).await;
                 let eof = self.shared.state.lock().unwrap().stdout_eof;
-                Ok(ShutdownReport {
-                    exited: eof,
-                    via: eof.then_some(ExitVia::StdinEof),
-                    elapsed: start.elapsed(),
-                    status: None,
-                    exit_code: None,
-                    signal: None,
-                })
+                Ok(ShutdownReport::in_memory(eof, start.elapsed()))
             }
         }
     }

@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use mock_claude::{
-    fixtures_dir, Direction, DiscoverOutcome, Era, Error, LaunchOptions, ManualClock, MockClaude,
-    ProbeMemory, Profile,
+    fixtures_dir, Direction, DiscoverOutcome, Era, Error, Handshake, LaunchOptions, ManualClock,
+    MockClaude, ProbeMemory, Profile,
 };
 use serde_json::json;
 
@@ -22,6 +22,14 @@ fn stand_in(args: &[&str]) -> LaunchOptions {
     let mut argv = vec!["python3".to_string(), script.display().to_string()];
     argv.extend(args.iter().map(|s| s.to_string()));
     LaunchOptions::dev("stand-in", argv)
+}
+
+/// Start a stand-in under `p` and run the client's opening: the session and
+/// what the handshake saw.
+async fn open(p: &Profile, options: LaunchOptions) -> (mock_claude::Session, Handshake) {
+    let mut s = MockClaude::spawn(p, options).await.unwrap();
+    let hs = s.handshake().await.unwrap();
+    (s, hs)
 }
 
 fn client_methods(s: &mock_claude::Session) -> Vec<String> {
@@ -45,13 +53,11 @@ async fn unanswered_probe_is_remembered_per_command_for_seven_days() {
     assert_eq!(p.discover.remember_unanswered_days, Some(7));
 
     // First start: the probe goes unanswered, costs the timeout, and is remembered on disk.
-    let mut s = MockClaude::spawn(
+    let (mut s, hs) = open(
         &p,
         stand_in(&["--discover", "silent"]).probe_memory(memory()),
     )
-    .await
-    .unwrap();
-    let hs = s.handshake().await.unwrap();
+    .await;
     assert!(
         matches!(hs.discover, DiscoverOutcome::Unanswered { .. }),
         "{:?}",
@@ -66,13 +72,11 @@ async fn unanswered_probe_is_remembered_per_command_for_seven_days() {
 
     // Second start of the same command, 6 days later: no probe, straight to initialize.
     clock.advance(6 * DAY);
-    let mut s = MockClaude::spawn(
+    let (mut s, hs) = open(
         &p,
         stand_in(&["--discover", "silent"]).probe_memory(memory()),
     )
-    .await
-    .unwrap();
-    let hs = s.handshake().await.unwrap();
+    .await;
     assert_eq!(hs.discover, DiscoverOutcome::NotSent);
     let why = hs.discover_skipped.clone().expect("skip reason");
     assert!(why.contains("remembered as a legacy peer"), "{why}");
@@ -91,13 +95,11 @@ async fn unanswered_probe_is_remembered_per_command_for_seven_days() {
     s.shutdown().await.unwrap();
 
     // Another command (other arguments) is not covered by the memory.
-    let mut s = MockClaude::spawn(
+    let (mut s, hs) = open(
         &p,
         stand_in(&["--discover", "error", "--tool", "answer"]).probe_memory(memory()),
     )
-    .await
-    .unwrap();
-    let hs = s.handshake().await.unwrap();
+    .await;
     assert!(matches!(
         hs.discover,
         DiscoverOutcome::ErrorAnswered { code: -32601, .. }
@@ -106,13 +108,11 @@ async fn unanswered_probe_is_remembered_per_command_for_seven_days() {
 
     // Past 7 days the memory has expired: the probe is sent again.
     clock.advance(DAY + Duration::from_secs(1));
-    let mut s = MockClaude::spawn(
+    let (mut s, hs) = open(
         &p,
         stand_in(&["--discover", "silent"]).probe_memory(memory()),
     )
-    .await
-    .unwrap();
-    let hs = s.handshake().await.unwrap();
+    .await;
     assert!(
         matches!(hs.discover, DiscoverOutcome::Unanswered { .. }),
         "{:?}",
@@ -126,10 +126,7 @@ async fn error_answer_is_not_remembered_and_no_memory_means_a_fresh_home() {
     let p = profile("2.1.300");
     let memory = ProbeMemory::in_process();
     for _ in 0..2 {
-        let mut s = MockClaude::spawn(&p, stand_in(&[]).probe_memory(memory.clone()))
-            .await
-            .unwrap();
-        let hs = s.handshake().await.unwrap();
+        let (mut s, hs) = open(&p, stand_in(&[]).probe_memory(memory.clone())).await;
         assert!(
             matches!(
                 hs.discover,
@@ -149,10 +146,7 @@ async fn error_answer_is_not_remembered_and_no_memory_means_a_fresh_home() {
         DiscoverOutcome::Unanswered { .. }
     ));
     s.shutdown().await.unwrap();
-    let mut s = MockClaude::spawn(&p, stand_in(&["--discover", "silent"]))
-        .await
-        .unwrap();
-    let hs = s.handshake().await.unwrap();
+    let (mut s, hs) = open(&p, stand_in(&["--discover", "silent"])).await;
     assert!(matches!(hs.discover, DiscoverOutcome::Unanswered { .. }));
     s.shutdown().await.unwrap();
 }
@@ -245,10 +239,7 @@ async fn releases_before_2_1_187_have_no_idle_cut() {
 #[tokio::test]
 async fn release_2_1_300_fails_to_fetch_tools_without_result_type() {
     let p = profile("2.1.300");
-    let mut s = MockClaude::spawn(&p, stand_in(&["--discover", "result"]))
-        .await
-        .unwrap();
-    let hs = s.handshake().await.unwrap();
+    let (mut s, hs) = open(&p, stand_in(&["--discover", "result"])).await;
     assert_eq!(hs.era, Era::Modern);
     assert!(hs.tools.is_empty(), "{:?}", hs.tools);
     assert_eq!(hs.list_failures.len(), 1, "{:?}", hs.list_failures);
@@ -285,10 +276,7 @@ async fn release_2_1_300_fails_to_fetch_tools_without_result_type() {
     s.shutdown().await.unwrap();
 
     // The same server with resultType is listed at the first attempt.
-    let mut s = MockClaude::spawn(&p, stand_in(&["--discover", "result", "--result-type"]))
-        .await
-        .unwrap();
-    let hs = s.handshake().await.unwrap();
+    let (mut s, hs) = open(&p, stand_in(&["--discover", "result", "--result-type"])).await;
     assert_eq!(hs.tool_names(), vec!["reply"]);
     assert!(hs.list_failures.is_empty());
     assert_eq!(client_methods(&s), vec!["server/discover", "tools/list"]);
@@ -297,10 +285,7 @@ async fn release_2_1_300_fails_to_fetch_tools_without_result_type() {
 
 #[tokio::test]
 async fn release_2_1_330_fills_in_a_missing_result_type() {
-    let mut s = MockClaude::spawn(&profile("2.1.330"), stand_in(&["--discover", "result"]))
-        .await
-        .unwrap();
-    let hs = s.handshake().await.unwrap();
+    let (mut s, hs) = open(&profile("2.1.330"), stand_in(&["--discover", "result"])).await;
     assert_eq!(hs.era, Era::Modern);
     assert_eq!(hs.tool_names(), vec!["reply"]);
     assert!(hs.list_failures.is_empty());
