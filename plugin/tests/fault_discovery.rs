@@ -33,20 +33,14 @@ fn is_root() -> bool {
 /// privileges.
 async fn run_plugin(dir: &Path, as_uid: Option<u32>) -> (Option<i32>, String) {
     let mut cmd = tokio::process::Command::new(plugin_bin());
-    cmd.args([
-        "http",
-        "--discovery-dir",
-        dir.to_str().unwrap(),
-        "--session-id",
-        SESSION_ID,
-    ])
-    .env_remove("OPZERO_CHANNEL_DIR")
-    .env_remove("CLAUDE_CODE_SESSION_ID")
-    .env("RUST_LOG", "channel_plugin=debug")
-    .stdin(Stdio::piped())
-    .stdout(Stdio::null())
-    .stderr(Stdio::piped())
-    .kill_on_drop(true);
+    cmd.args(support::http::http_args(dir.to_str().unwrap(), SESSION_ID))
+        .env_remove("OPZERO_CHANNEL_DIR")
+        .env_remove("CLAUDE_CODE_SESSION_ID")
+        .env("RUST_LOG", "channel_plugin=debug")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
     if let Some(uid) = as_uid {
         cmd.uid(uid).gid(uid);
     }
@@ -202,14 +196,9 @@ async fn own_loose_directory_is_tightened_not_refused() {
     let dir = tmp.path().join("channels");
     std::fs::create_dir(&dir).unwrap();
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let mut mcp = support::McpClient::spawn(&[
-        "http",
-        "--discovery-dir",
-        dir.to_str().unwrap(),
-        "--session-id",
-        SESSION_ID,
-    ])
-    .await;
+    let mut mcp =
+        support::McpClient::spawn(&support::http::http_args(dir.to_str().unwrap(), SESSION_ID))
+            .await;
     let file = dir.join(format!("{SESSION_ID}.json"));
     support::http::wait_for_discovery(&file, &mcp).await;
     assert_eq!(std::fs::metadata(&dir).unwrap().mode() & 0o777, 0o700);
@@ -266,14 +255,8 @@ fn owned_dir(tmp: &tempfile::TempDir, name: &str) -> std::path::PathBuf {
 }
 
 async fn spawn_http_plugin(dir: &Path, session: &str) -> (support::McpClient, serde_json::Value) {
-    let mcp = support::McpClient::spawn(&[
-        "http",
-        "--discovery-dir",
-        dir.to_str().unwrap(),
-        "--session-id",
-        session,
-    ])
-    .await;
+    let mcp =
+        support::McpClient::spawn(&support::http::http_args(dir.to_str().unwrap(), session)).await;
     let record =
         support::http::wait_for_discovery(&dir.join(format!("{session}.json")), &mcp).await;
     (mcp, record)

@@ -43,20 +43,14 @@ async fn claude_killed_with_sigkill_plugin_sees_eof_and_cleans_up() {
         .spawn()
         .expect("spawn the stand-in for Claude Code");
     let mut cmd = tokio::process::Command::new(plugin_bin());
-    cmd.args([
-        "http",
-        "--discovery-dir",
-        dir.to_str().unwrap(),
-        "--session-id",
-        SESSION_ID,
-    ])
-    .env_remove("OPZERO_CHANNEL_DIR")
-    .env_remove("CLAUDE_CODE_SESSION_ID")
-    .env("RUST_LOG", "channel_plugin=debug")
-    .stdin(Stdio::from(read_end))
-    .stdout(Stdio::null())
-    .stderr(Stdio::piped())
-    .kill_on_drop(true);
+    cmd.args(support::http::http_args(dir.to_str().unwrap(), SESSION_ID))
+        .env_remove("OPZERO_CHANNEL_DIR")
+        .env_remove("CLAUDE_CODE_SESSION_ID")
+        .env("RUST_LOG", "channel_plugin=debug")
+        .stdin(Stdio::from(read_end))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
     let mut plugin = cmd.spawn().expect("spawn channel-plugin");
     let file = dir.join(format!("{SESSION_ID}.json"));
     let deadline = Instant::now() + TIMEOUT;
@@ -207,14 +201,8 @@ async fn stale_discovery_file_of_a_killed_plugin_is_cleaned_at_next_start() {
 
     // A second plugin, another session, same directory.
     let other = "0b7a1d6e-2c3d-4e5f-8a9b-0c1d2e3f4a5b";
-    let mut second = McpClient::spawn(&[
-        "http",
-        "--discovery-dir",
-        dir.to_str().unwrap(),
-        "--session-id",
-        other,
-    ])
-    .await;
+    let mut second =
+        McpClient::spawn(&support::http::http_args(dir.to_str().unwrap(), other)).await;
     let own = dir.join(format!("{other}.json"));
     wait_for_discovery(&own, &second).await;
     assert!(
@@ -232,14 +220,8 @@ async fn stale_discovery_file_of_a_killed_plugin_is_cleaned_at_next_start() {
     assert!(!own.exists());
 
     // Same session id after a SIGKILL: the new plugin takes the name over.
-    let mut third = McpClient::spawn(&[
-        "http",
-        "--discovery-dir",
-        dir.to_str().unwrap(),
-        "--session-id",
-        SESSION_ID,
-    ])
-    .await;
+    let mut third =
+        McpClient::spawn(&support::http::http_args(dir.to_str().unwrap(), SESSION_ID)).await;
     let record = wait_for_discovery(&stale, &third).await;
     assert_eq!(record["pid"].as_u64(), Some(u64::from(third.pid())));
     third.close_stdin();

@@ -83,17 +83,7 @@ async fn start_failure(args: &[&str], env: &[(&str, &str)]) -> String {
 async fn session_id_must_be_a_uuid() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().to_str().unwrap();
-    let err = start_failure(
-        &[
-            "http",
-            "--discovery-dir",
-            dir,
-            "--session-id",
-            "../../etc/x",
-        ],
-        &[],
-    )
-    .await;
+    let err = start_failure(&support::http::http_args(dir, "../../etc/x"), &[]).await;
     assert!(err.contains("is not a UUID"), "{err}");
     let err = start_failure(
         &["http", "--discovery-dir", dir],
@@ -188,14 +178,8 @@ async fn stale_discovery_files_are_removed_at_start() {
         json!({"port": 1, "secret": "s", "pid": std::process::id()}).to_string(),
     )
     .unwrap();
-    let mut mcp = McpClient::spawn(&[
-        "http",
-        "--discovery-dir",
-        dir.to_str().unwrap(),
-        "--session-id",
-        SESSION_ID,
-    ])
-    .await;
+    let mut mcp =
+        McpClient::spawn(&support::http::http_args(dir.to_str().unwrap(), SESSION_ID)).await;
     wait_for_discovery(&dir.join(format!("{SESSION_ID}.json")), &mcp).await;
     assert!(!stale.exists(), "stale file of a dead pid kept");
     assert!(live.exists(), "file of a live pid removed");
@@ -212,13 +196,7 @@ async fn refuses_a_symlink_in_place_of_the_discovery_file() {
     std::fs::create_dir(&dir).unwrap();
     std::os::unix::fs::symlink(&target, dir.join(format!("{SESSION_ID}.json"))).unwrap();
     let err = start_failure(
-        &[
-            "http",
-            "--discovery-dir",
-            dir.to_str().unwrap(),
-            "--session-id",
-            SESSION_ID,
-        ],
+        &support::http::http_args(dir.to_str().unwrap(), SESSION_ID),
         &[],
     )
     .await;
@@ -242,13 +220,7 @@ async fn unusable_discovery_dir_is_a_clear_error() {
 async fn a_second_plugin_for_the_same_session_is_refused() {
     let p = HttpPlugin::start(&[]).await;
     let err = start_failure(
-        &[
-            "http",
-            "--discovery-dir",
-            p.dir.to_str().unwrap(),
-            "--session-id",
-            SESSION_ID,
-        ],
+        &support::http::http_args(p.dir.to_str().unwrap(), SESSION_ID),
         &[],
     )
     .await;

@@ -617,14 +617,8 @@ async fn idle_half_open_connections_do_not_lock_out_clients() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("channels");
     let mut cmd = tokio::process::Command::new(support::plugin_bin());
-    cmd.args([
-        "http",
-        "--discovery-dir",
-        dir.to_str().unwrap(),
-        "--session-id",
-        SESSION_ID,
-    ])
-    .env("RUST_LOG", "channel_plugin=info");
+    cmd.args(support::http::http_args(dir.to_str().unwrap(), SESSION_ID))
+        .env("RUST_LOG", "channel_plugin=info");
     // SAFETY: setrlimit only, between fork and exec.
     unsafe {
         cmd.pre_exec(|| {

@@ -13,6 +13,12 @@ use super::{McpClient, TIMEOUT};
 /// A fixed, valid session id for tests that do not care.
 pub const SESSION_ID: &str = "8c0c3a5e-1f2b-4c3d-9e8f-0a1b2c3d4e5f";
 
+/// `channel-plugin http --discovery-dir DIR --session-id SESSION`, the
+/// arguments every test that starts the http bridge by hand begins with.
+pub fn http_args<'a>(dir: &'a str, session: &'a str) -> [&'a str; 5] {
+    ["http", "--discovery-dir", dir, "--session-id", session]
+}
+
 /// `channel-plugin http` running with its own temp discovery dir.
 pub struct HttpPlugin {
     pub mcp: McpClient,
@@ -57,13 +63,7 @@ impl HttpPlugin {
     pub async fn start(extra: &[&str]) -> Self {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("channels");
-        let mut args = vec![
-            "http",
-            "--discovery-dir",
-            dir.to_str().unwrap(),
-            "--session-id",
-            SESSION_ID,
-        ];
+        let mut args = http_args(dir.to_str().unwrap(), SESSION_ID).to_vec();
         args.extend_from_slice(extra);
         let mcp = McpClient::spawn(&args).await;
         let discovery = wait_for_discovery(&dir.join(format!("{SESSION_ID}.json")), &mcp).await;
