@@ -239,6 +239,78 @@ async fn auth_is_required_on_every_route_but_status() {
 }
 
 #[tokio::test]
+async fn routing_is_exact_and_a_wrong_method_is_405_with_allow() {
+    let mut p = HttpPlugin::start(&[]).await;
+    p.mcp.handshake().await;
+    // A wrong method on a route: 405 naming the allowed ones, secret or not.
+    for (method, path, allow) in [
+        (Method::GET, "/inject", "POST"),
+        (Method::PUT, "/inject", "POST"),
+        (Method::GET, "/permission", "POST"),
+        (Method::POST, "/sse", "GET, HEAD"),
+        (Method::DELETE, "/events", "GET, HEAD"),
+        (Method::POST, "/status", "GET, HEAD"),
+    ] {
+        for authed in [false, true] {
+            let request = if authed {
+                p.authed(method.clone(), path)
+            } else {
+                p.client.request(method.clone(), p.url(path))
+            };
+            let r = request.send().await.unwrap();
+            assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+            assert_eq!(r.headers()["allow"], allow, "{method} {path}");
+            assert_eq!(r.headers()["content-type"], "application/json");
+            let body: Value = r.json().await.unwrap();
+            assert!(
+                body["error"].as_str().unwrap().contains(allow),
+                "{method} {path}: {body}"
+            );
+        }
+    }
+    // Paths match exactly; a query string does not matter.
+    for path in ["/inject/", "/Inject", "//inject", "/inject/x", "/"] {
+        let r = p.authed(Method::POST, path).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::NOT_FOUND, "{path}");
+        let body: Value = r.json().await.unwrap();
+        assert!(body["error"].as_str().unwrap().contains("try POST /inject"), "{body}");
+    }
+    let r = p
+        .authed(Method::POST, "/inject?via=query")
+        .json(&json!({"content": "with a query"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    assert_eq!(r.headers()["content-type"], "application/json");
+    assert_eq!(r.json::<Value>().await.unwrap(), json!({"id": "1"}));
+    let n = p
+        .mcp
+        .expect_notification("notifications/claude/channel")
+        .await;
+    assert_eq!(n["params"]["content"], "with a query");
+    // HEAD: the headers of GET, no body; HEAD /sse subscribes nothing.
+    let head = p.client.head(p.url("/status")).send().await.unwrap();
+    assert_eq!(head.status(), StatusCode::OK);
+    assert_eq!(head.headers()["content-type"], "application/json");
+    assert!(head.bytes().await.unwrap().is_empty());
+    let head = p.authed(Method::HEAD, "/sse").send().await.unwrap();
+    assert_eq!(head.status(), StatusCode::OK);
+    assert_eq!(head.headers()["content-type"], "text/event-stream");
+    assert!(head.bytes().await.unwrap().is_empty());
+    let status: Value = p
+        .client
+        .get(p.url("/status"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(status["sseClients"], 0, "HEAD /sse left a client: {status}");
+}
+
+#[tokio::test]
 async fn foreign_host_or_origin_is_forbidden() {
     let p = HttpPlugin::start(&[]).await;
     let evil_host = format!("evil.example:{}", p.port);

@@ -4,6 +4,8 @@
 //! A crash found by `ci/fuzz.sh` becomes a regression test by copying its
 //! input into `plugin/fuzz/regressions/<target>/`.
 
+#[path = "../fuzz/checks/http_bodies.rs"]
+mod http_bodies;
 #[path = "../fuzz/checks/jsonrpc_dispatch.rs"]
 mod jsonrpc_dispatch;
 #[path = "../fuzz/checks/stdio_lines.rs"]
@@ -61,6 +63,11 @@ fn jsonrpc_dispatch_inputs_hold() {
         "replayed {}",
         replay("jsonrpc_dispatch", jsonrpc_dispatch::check)
     );
+}
+
+#[test]
+fn http_bodies_inputs_hold() {
+    println!("replayed {}", replay("http_bodies", http_bodies::check));
 }
 
 #[test]

@@ -145,8 +145,7 @@ pub async fn run(args: HttpArgs) -> anyhow::Result<ExitCode> {
         session_id: session_id.clone(),
         keepalive: Duration::from_secs(args.sse_keepalive_secs.max(1)),
     });
-    let app = routes::router(state);
-    let server = tokio::spawn(serve::serve(listener, app));
+    let server = tokio::spawn(serve::serve(listener, routes::Api::new(state)));
     let file = match discovery::write(&dir, &record) {
         Ok(file) => file,
         Err(err) => {

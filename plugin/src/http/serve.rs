@@ -1,8 +1,8 @@
-//! Serving the router over TCP with limits `axum::serve` does not have.
+//! Serving the API over TCP with a header-read timeout and a connection cap.
 //!
-//! `axum::serve` has no header-read timeout and no connection cap, so any
-//! local user (no secret needed) could hold connections open forever by never
-//! finishing their request headers and exhaust the plugin's file descriptors.
+//! Without them (`axum::serve`, used before, had neither) any local user (no
+//! secret needed) could hold connections open forever by never finishing
+//! their request headers and exhaust the plugin's file descriptors.
 //! Here each connection is driven by hyper's HTTP/1 server with a
 //! header-read timeout, and at most [`MAX_CONNECTIONS`] are served at once;
 //! past that, new connections are accepted and closed at once (logged).
@@ -10,13 +10,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
+
+use super::routes::Api;
 
 /// Time a client has to send its complete request headers (per request,
 /// including the wait for the next request on a kept-alive connection).
@@ -35,7 +35,7 @@ const LINGER_MAX_BYTES: usize = 1024 * 1024;
 /// Accept connections until the task is aborted. Aborting it (dropping this
 /// future) also drops every connection task, so open SSE streams never hold
 /// up shutdown.
-pub async fn serve(listener: TcpListener, app: Router) {
+pub async fn serve(listener: TcpListener, api: Api) {
     let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let mut connections = JoinSet::new();
     loop {
@@ -63,7 +63,7 @@ pub async fn serve(listener: TcpListener, app: Router) {
             drop(stream);
             continue;
         };
-        let service = TowerToHyperService::new(app.clone());
+        let service = api.clone();
         connections.spawn(async move {
             let conn = http1::Builder::new()
                 .timer(TokioTimer::new())

@@ -356,54 +356,39 @@ impl Shared {
     }
 }
 
-/// `notifications/claude/channel`, serialized straight from borrowed parts:
-/// the same bytes as building a `serde_json::Value` (same key order), without
-/// copying the content into one on every event.
-#[derive(serde::Serialize)]
-struct ChannelNotification<'a> {
-    jsonrpc: &'static str,
-    method: &'static str,
-    params: ChannelParams<'a>,
-}
-
-#[derive(serde::Serialize)]
-struct ChannelParams<'a> {
-    content: &'a str,
-    #[serde(skip_serializing_if = "MetaObject::is_empty")]
-    meta: MetaObject<'a>,
-}
-
-/// Meta pairs (valid, distinct keys) serialized as a JSON object, in order.
-struct MetaObject<'a>(&'a [(String, String)]);
-
-impl MetaObject<'_> {
-    fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-impl serde::Serialize for MetaObject<'_> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
-        let mut map = serializer.serialize_map(Some(self.0.len()))?;
-        for (key, value) in self.0 {
-            map.serialize_entry(key, value)?;
+/// `notifications/claude/channel {content, meta}` as JSON bytes (no newline):
+/// the same bytes as serializing the frame built as a `serde_json::Value`
+/// (same key order), written straight from the borrowed parts into a buffer
+/// sized up front. The fixed parts are literal bytes; only the content and
+/// the meta keys and values go through serde_json's string escaping. This
+/// runs once per event.
+fn channel_notification_line(content: &str, meta: &[(String, String)]) -> Vec<u8> {
+    const HEAD: &[u8] =
+        br#"{"jsonrpc":"2.0","method":"notifications/claude/channel","params":{"content":"#;
+    // Exact when nothing needs escaping (the usual case): quotes, `,` `:` `}`.
+    let meta_len: usize = meta.iter().map(|(k, v)| k.len() + v.len() + 6).sum();
+    let mut out = Vec::with_capacity(HEAD.len() + content.len() + 2 + 9 + meta_len + 2);
+    out.extend_from_slice(HEAD);
+    push_json_str(&mut out, content);
+    if !meta.is_empty() {
+        out.extend_from_slice(br#","meta":{"#);
+        for (at, (key, value)) in meta.iter().enumerate() {
+            if at > 0 {
+                out.push(b',');
+            }
+            push_json_str(&mut out, key);
+            out.push(b':');
+            push_json_str(&mut out, value);
         }
-        map.end()
+        out.push(b'}');
     }
+    out.extend_from_slice(b"}}");
+    out
 }
 
-impl<'a> ChannelNotification<'a> {
-    fn new(content: &'a str, meta: &'a [(String, String)]) -> Self {
-        Self {
-            jsonrpc: "2.0",
-            method: CHANNEL_METHOD,
-            params: ChannelParams {
-                content,
-                meta: MetaObject(meta),
-            },
-        }
-    }
+/// A JSON string literal, escaped by serde_json.
+fn push_json_str(out: &mut Vec<u8>, text: &str) {
+    serde_json::to_writer(&mut *out, text).expect("writing to a Vec cannot fail");
 }
 
 impl CoreHandle {
@@ -441,8 +426,7 @@ impl CoreHandle {
             }
             meta = distinct;
         }
-        let line = serde_json::to_vec(&ChannelNotification::new(&event.content, &meta))
-            .expect("strings always serialize");
+        let line = channel_notification_line(&event.content, &meta);
         let mut state = shared.lock();
         if state.shutting_down {
             tracing::warn!("channel event refused: the session is shutting down");
@@ -564,16 +548,23 @@ mod notification_tests {
     use super::*;
     use serde_json::Map;
 
-    /// The borrowed serializer must produce exactly what building the frame
-    /// as a `Value` did (what the conformance goldens were written from).
+    /// The direct writer must produce exactly what building the frame as a
+    /// `Value` did (what the conformance goldens were written from).
     #[test]
     fn channel_notification_bytes_match_the_value_form() {
         let pairs = vec![
             ("chat_id".to_string(), "web".to_string()),
             ("user".to_string(), "ana \"<b>\" \u{e9}".to_string()),
+            ("empty".to_string(), String::new()),
+            ("ctl".to_string(), "\u{1}\t\\/\u{7f}\u{2028}".to_string()),
         ];
         let content = "line one\nline \"two\" \u{1F600}";
-        for pairs in [Vec::new(), pairs] {
+        for (content, pairs) in [
+            (content, Vec::new()),
+            (content, pairs.clone()),
+            ("", pairs[..1].to_vec()),
+            ("\u{0}\r\n", pairs),
+        ] {
             let mut meta = Map::new();
             for (key, value) in &pairs {
                 meta.insert(key.clone(), Value::String(value.clone()));
@@ -583,7 +574,7 @@ mod notification_tests {
                 params["meta"] = Value::Object(meta);
             }
             let expected = serde_json::to_vec(&notification_frame(CHANNEL_METHOD, params)).unwrap();
-            let got = serde_json::to_vec(&ChannelNotification::new(content, &pairs)).unwrap();
+            let got = channel_notification_line(content, &pairs);
             assert_eq!(
                 String::from_utf8(got).unwrap(),
                 String::from_utf8(expected).unwrap()
