@@ -258,7 +258,11 @@ async fn routing_is_exact_and_a_wrong_method_is_405_with_allow() {
                 p.client.request(method.clone(), p.url(path))
             };
             let r = request.send().await.unwrap();
-            assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+            assert_eq!(
+                r.status(),
+                StatusCode::METHOD_NOT_ALLOWED,
+                "{method} {path}"
+            );
             assert_eq!(r.headers()["allow"], allow, "{method} {path}");
             assert_eq!(r.headers()["content-type"], "application/json");
             let body: Value = r.json().await.unwrap();
@@ -273,7 +277,10 @@ async fn routing_is_exact_and_a_wrong_method_is_405_with_allow() {
         let r = p.authed(Method::POST, path).send().await.unwrap();
         assert_eq!(r.status(), StatusCode::NOT_FOUND, "{path}");
         let body: Value = r.json().await.unwrap();
-        assert!(body["error"].as_str().unwrap().contains("try POST /inject"), "{body}");
+        assert!(
+            body["error"].as_str().unwrap().contains("try POST /inject"),
+            "{body}"
+        );
     }
     let r = p
         .authed(Method::POST, "/inject?via=query")

@@ -133,7 +133,11 @@ impl Api {
             tracing::warn!(path, method = %request.method(), "405: method not allowed");
             let mut response = error(
                 StatusCode::METHOD_NOT_ALLOWED,
-                format!("{} {path} is not allowed; use {}", request.method(), route.allow()),
+                format!(
+                    "{} {path} is not allowed; use {}",
+                    request.method(),
+                    route.allow()
+                ),
             );
             response
                 .headers_mut()
@@ -146,13 +150,16 @@ impl Api {
                 return error(StatusCode::UNAUTHORIZED, why);
             }
             if let Some(len) = declared_oversize(headers) {
-                return refuse_declared_oversize(request, len).await;
+                // Boxed, like `/permission` below: rare routes must not grow
+                // the future every `/inject` allocates (past 1 KiB, malloc's
+                // fast path no longer serves it).
+                return Box::pin(refuse_declared_oversize(request, len)).await;
             }
         }
         match route {
             Route::Inject => inject(st, request.into_body()).await,
             Route::Sse => sse(st, &request),
-            Route::Permission => permission(st, request.into_body()).await,
+            Route::Permission => Box::pin(permission(st, request.into_body())).await,
             Route::Status => status(st),
         }
     }
@@ -280,7 +287,11 @@ where
     B: Body<Data = Bytes>,
     B::Error: Display,
 {
-    tracing::warn!(path = request.uri().path(), len, "413: declared body too large");
+    tracing::warn!(
+        path = request.uri().path(),
+        len,
+        "413: declared body too large"
+    );
     let expects_continue = request
         .headers()
         .get(header::EXPECT)
@@ -421,20 +432,19 @@ where
     };
     // chat_id first (Claude Code renders attributes in order); an explicit
     // top-level chat_id wins over meta.chat_id.
+    let mut event_meta = Vec::with_capacity(caller_meta.len() + 1);
+    event_meta.push(("chat_id".to_string(), String::new()));
     let mut meta_chat_id = None;
-    let mut rest = Vec::with_capacity(caller_meta.len());
     for (key, value) in caller_meta {
         if key == "chat_id" {
             meta_chat_id = Some(value);
         } else {
-            rest.push((key, value));
+            event_meta.push((key, value));
         }
     }
-    let chat_id = chat_id
+    event_meta[0].1 = chat_id
         .or(meta_chat_id)
         .unwrap_or_else(|| DEFAULT_CHAT_ID.to_string());
-    let mut event_meta = vec![("chat_id".to_string(), chat_id)];
-    event_meta.extend(rest);
     match st.core.push(ChannelEvent {
         content,
         meta: event_meta,
