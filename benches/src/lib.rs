@@ -8,12 +8,14 @@
 //! * [`http`], [`sse`]: sans-I/O HTTP/1.1 response and SSE parsers plus
 //!   blocking connections built on them;
 //! * [`aio`]: the same over tokio, for the async criterion harness;
+//! * [`placement`]: pinning client and server to CPUs for the latency series;
 //! * [`procfs`]: VmHWM/VmRSS from `/proc`;
 //! * [`stats`], [`svg`]: percentiles and hand-rolled SVG plots.
 
 pub mod aio;
 pub mod frames;
 pub mod http;
+pub mod placement;
 pub mod procfs;
 pub mod servers;
 pub mod sse;

@@ -18,6 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use channel_benches::placement::Placement;
 use channel_benches::servers::{Kind, Running};
 use channel_benches::stats::{percentile, Spread};
 use channel_benches::{frames, http, procfs, sse, svg};
@@ -54,6 +55,11 @@ struct Args {
     /// Injected events before the second RSS reading.
     #[arg(long, default_value_t = 10_000)]
     rss_events: usize,
+    /// Where client and server run during the latency series (see
+    /// benches/src/placement.rs: placement alone moves a loopback round trip
+    /// by half on 2 cores).
+    #[arg(long, value_enum, default_value_t = Placement::Split)]
+    placement: Placement,
     /// Events in the throughput run (0 skips it).
     #[arg(long, default_value_t = 200_000)]
     throughput_events: usize,
@@ -204,6 +210,7 @@ fn measure(kind: Kind, round: usize, args: &Args, log: &Path) -> anyhow::Result<
         .set_read_timeout(Some(Duration::from_secs(30)))?;
 
     // HTTP inject → notification line on stdout.
+    args.placement.pin(s.pid())?;
     let mut injected = 0u64;
     let mut inject_us = Vec::with_capacity(args.latency_events);
     for i in 0..args.warmup + args.latency_events {
@@ -248,6 +255,7 @@ fn measure(kind: Kind, round: usize, args: &Args, log: &Path) -> anyhow::Result<
             reply_us.push(us(elapsed));
         }
     }
+    args.placement.unpin(s.pid())?;
 
     // Top up to the RSS event count, then read the high-water mark.
     while injected < args.rss_events as u64 {
@@ -589,7 +597,8 @@ fn report(
     let mut md = String::new();
     let cmdline: Vec<String> = std::env::args().collect();
     let _ = writeln!(md, "Command: `{}`\n", cmdline.join(" "));
-    let _ = writeln!(md, "{}\n", machine.join("\n"));
+    let _ = writeln!(md, "{}", machine.join("\n"));
+    let _ = writeln!(md, "- latency series placement: {}\n", args.placement);
     let failures: Vec<&Sample> = samples.iter().filter(|s| s.error.is_some()).collect();
     for s in samples.iter().filter(|s| !s.notes.is_empty()) {
         for n in &s.notes {
