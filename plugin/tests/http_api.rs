@@ -122,6 +122,46 @@ async fn reply_reaches_sse_and_buffers_while_no_client_listens() {
 }
 
 #[tokio::test]
+async fn an_sse_client_that_goes_away_is_dropped_at_once_and_misses_nothing() {
+    // Keep-alives far apart: only noticing the close itself can drop it.
+    let mut p = HttpPlugin::start(&["--sse-keepalive-secs", "600"]).await;
+    p.mcp.handshake().await;
+    let clients = |p: &HttpPlugin| {
+        let url = p.url("/status");
+        let client = p.client.clone();
+        async move {
+            let status: Value = client.get(url).send().await.unwrap().json().await.unwrap();
+            status["sseClients"].as_u64().unwrap()
+        }
+    };
+    let sse = p.sse(None).await;
+    assert_eq!(clients(&p).await, 1);
+    drop(sse);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while clients(&p).await != 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "a closed SSE connection still counts as a client: replies would go to it and be lost"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // So a reply now is buffered for the next client, not sent into the void.
+    p.mcp
+        .send(&reply_call(2, json!({"text": "after the drop"})))
+        .await;
+    let r = p.mcp.expect_response(2).await;
+    assert!(
+        r["result"]["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("buffered"),
+        "{r}"
+    );
+    let mut again = p.sse(None).await;
+    assert_eq!(again.next_event().await.data["text"], "after the drop");
+}
+
+#[tokio::test]
 async fn last_event_id_replays_what_the_client_missed() {
     let mut p = HttpPlugin::start(&[]).await;
     p.mcp.handshake().await;

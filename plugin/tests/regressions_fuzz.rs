@@ -6,6 +6,8 @@
 
 #[path = "../fuzz/checks/http_bodies.rs"]
 mod http_bodies;
+#[path = "../fuzz/checks/http_fast_lane.rs"]
+mod http_fast_lane;
 #[path = "../fuzz/checks/jsonrpc_dispatch.rs"]
 mod jsonrpc_dispatch;
 #[path = "../fuzz/checks/stdio_lines.rs"]
@@ -68,6 +70,14 @@ fn jsonrpc_dispatch_inputs_hold() {
 #[test]
 fn http_bodies_inputs_hold() {
     println!("replayed {}", replay("http_bodies", http_bodies::check));
+}
+
+#[test]
+fn http_fast_lane_inputs_hold() {
+    println!(
+        "replayed {}",
+        replay("http_fast_lane", http_fast_lane::check)
+    );
 }
 
 #[test]

@@ -23,6 +23,12 @@ impl Secret {
         Ok(Secret(hex::encode(bytes)))
     }
 
+    /// A fixed secret, for tests.
+    #[cfg(test)]
+    pub(crate) fn from_text(text: String) -> Self {
+        Secret(text)
+    }
+
     pub fn expose(&self) -> &str {
         &self.0
     }
@@ -103,7 +109,7 @@ pub fn check_host(headers: &HeaderMap, port: u16) -> Result<(), String> {
     }
 }
 
-fn host_names_listener(host: &[u8], port: u16) -> bool {
+pub(crate) fn host_names_listener(host: &[u8], port: u16) -> bool {
     let after = |prefix: &[u8]| {
         (host.len() > prefix.len() && host[..prefix.len()].eq_ignore_ascii_case(prefix))
             .then(|| &host[prefix.len()..])

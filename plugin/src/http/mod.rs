@@ -5,6 +5,8 @@ pub mod auth;
 pub mod body;
 pub mod bridge;
 pub mod discovery;
+pub mod fast_lane;
+pub mod rewind;
 pub mod routes;
 pub mod serve;
 pub mod sse;
@@ -68,6 +70,11 @@ pub struct HttpArgs {
     /// TCP port on 127.0.0.1 (0 picks a free one; the discovery file says which).
     #[arg(long, default_value_t = 0)]
     pub port: u16,
+
+    /// Serve every request through hyper, without the /inject fast lane
+    /// (for comparison and diagnosis; answers are the same either way).
+    #[arg(long, hide = true)]
+    pub no_fast_lane: bool,
 
     /// Seconds between SSE keep-alive comments.
     #[arg(long, default_value_t = 15, hide = true, value_name = "SECS")]
@@ -145,7 +152,11 @@ pub async fn run(args: HttpArgs) -> anyhow::Result<ExitCode> {
         session_id: session_id.clone(),
         keepalive: Duration::from_secs(args.sse_keepalive_secs.max(1)),
     });
-    let server = tokio::spawn(serve::serve(listener, routes::Api::new(state)));
+    let server = tokio::spawn(serve::serve(
+        listener,
+        routes::Api::new(state),
+        !args.no_fast_lane,
+    ));
     let file = match discovery::write(&dir, &record) {
         Ok(file) => file,
         Err(err) => {

@@ -32,7 +32,7 @@ use serde_json::{json, Map, Value};
 use super::auth::{check_host, check_origin, check_secret, Secret};
 use super::body::{self, InjectBody, InjectBodyError};
 use super::sse::Hub;
-use crate::bridge::{Behavior, ChannelEvent, PushError, VerdictError};
+use crate::bridge::{Behavior, ChannelEvent, EventId, PushError, VerdictError};
 use crate::mcp::meta::MetaError;
 use crate::mcp::CoreHandle;
 
@@ -104,6 +104,20 @@ pub struct Api {
 impl Api {
     pub fn new(state: Arc<AppState>) -> Api {
         Api { state }
+    }
+
+    pub(crate) fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// The fast lane's inject (`fast_lane.rs`): push the event of a body the
+    /// shortcut accepts. `None` for any refusal, said nowhere: the lane then
+    /// hands the request to [`Api::handle`], which says it.
+    pub(crate) fn push_inject(&self, body: &[u8]) -> Option<EventId> {
+        let event = event_of(InjectBody::parse(body).ok()?);
+        let id = self.state.core.push(event).ok()?;
+        tracing::debug!(id, "event injected (fast lane)");
+        Some(id)
     }
 
     /// Answer one request. Generic over the body so tests and the fuzz
@@ -402,6 +416,31 @@ where
     body::json_object(&bytes).map_err(|message| bad_request(route, message))
 }
 
+/// The event of a valid `/inject` body: `chat_id` first (Claude Code renders
+/// attributes in order); an explicit top-level `chat_id` wins over
+/// `meta.chat_id`, and without either it is [`DEFAULT_CHAT_ID`].
+fn event_of(body: InjectBody) -> ChannelEvent {
+    let InjectBody {
+        content,
+        chat_id,
+        meta: caller_meta,
+    } = body;
+    let mut meta = Vec::with_capacity(caller_meta.len() + 1);
+    meta.push(("chat_id".to_string(), String::new()));
+    let mut meta_chat_id = None;
+    for (key, value) in caller_meta {
+        if key == "chat_id" {
+            meta_chat_id = Some(value);
+        } else {
+            meta.push((key, value));
+        }
+    }
+    meta[0].1 = chat_id
+        .or(meta_chat_id)
+        .unwrap_or_else(|| DEFAULT_CHAT_ID.to_string());
+    ChannelEvent { content, meta }
+}
+
 async fn inject<B>(st: &AppState, body: B) -> Response<ApiBody>
 where
     B: Body<Data = Bytes>,
@@ -411,11 +450,7 @@ where
         Ok(bytes) => bytes,
         Err(response) => return response,
     };
-    let InjectBody {
-        content,
-        chat_id,
-        meta: caller_meta,
-    } = match InjectBody::parse(&bytes) {
+    let body = match InjectBody::parse(&bytes) {
         Ok(body) => body,
         Err(InjectBodyError::Body(message)) => return bad_request("/inject", message),
         Err(InjectBodyError::Meta(err)) => {
@@ -430,25 +465,7 @@ where
             );
         }
     };
-    // chat_id first (Claude Code renders attributes in order); an explicit
-    // top-level chat_id wins over meta.chat_id.
-    let mut event_meta = Vec::with_capacity(caller_meta.len() + 1);
-    event_meta.push(("chat_id".to_string(), String::new()));
-    let mut meta_chat_id = None;
-    for (key, value) in caller_meta {
-        if key == "chat_id" {
-            meta_chat_id = Some(value);
-        } else {
-            event_meta.push((key, value));
-        }
-    }
-    event_meta[0].1 = chat_id
-        .or(meta_chat_id)
-        .unwrap_or_else(|| DEFAULT_CHAT_ID.to_string());
-    match st.core.push(ChannelEvent {
-        content,
-        meta: event_meta,
-    }) {
+    match st.core.push(event_of(body)) {
         Ok(id) => {
             // Per-event success is debug: an info line (a stderr write) per event
             // would sit on the hot path. Refusals stay at warn.

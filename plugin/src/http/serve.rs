@@ -3,9 +3,11 @@
 //! Without them (`axum::serve`, used before, had neither) any local user (no
 //! secret needed) could hold connections open forever by never finishing
 //! their request headers and exhaust the plugin's file descriptors.
-//! Here each connection is driven by hyper's HTTP/1 server with a
-//! header-read timeout, and at most [`MAX_CONNECTIONS`] are served at once;
-//! past that, new connections are accepted and closed at once (logged).
+//! Here each connection starts in the `/inject` fast lane (`fast_lane.rs`,
+//! which keeps the same header-read timeout) and is driven by hyper's HTTP/1
+//! server with a header-read timeout from the first request the lane hands
+//! over; at most [`MAX_CONNECTIONS`] are served at once; past that, new
+//! connections are accepted and closed at once (logged).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,6 +18,8 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
+use super::fast_lane::{self, FastLane};
+use super::rewind::Rewind;
 use super::routes::Api;
 
 /// Time a client has to send its complete request headers (per request,
@@ -35,7 +39,10 @@ const LINGER_MAX_BYTES: usize = 1024 * 1024;
 /// Accept connections until the task is aborted. Aborting it (dropping this
 /// future) also drops every connection task, so open SSE streams never hold
 /// up shutdown.
-pub async fn serve(listener: TcpListener, api: Api) {
+///
+/// `fast_lane: false` gives every connection to hyper from its first byte
+/// (`channel-plugin http --no-fast-lane`; the tests compare both ways).
+pub async fn serve(listener: TcpListener, api: Api, fast_lane: bool) {
     let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let mut connections = JoinSet::new();
     loop {
@@ -65,6 +72,21 @@ pub async fn serve(listener: TcpListener, api: Api) {
         };
         let service = api.clone();
         connections.spawn(async move {
+            let mut stream = stream;
+            let read = if fast_lane {
+                match fast_lane::serve(&mut stream, &service).await {
+                    // The lane answers only complete requests, so nothing
+                    // unread can turn this close into a reset.
+                    FastLane::Closed => {
+                        drop(permit);
+                        return;
+                    }
+                    FastLane::HandOver(read) => read,
+                }
+            } else {
+                Default::default()
+            };
+            let stream = Rewind::new(read, stream);
             let conn = http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEADER_READ_TIMEOUT)
@@ -74,7 +96,7 @@ pub async fn serve(listener: TcpListener, api: Api) {
                 // connection (security_http's chunked test caught it).
                 .serve_connection(TokioIo::new(stream), service);
             match conn.without_shutdown().await {
-                Ok(parts) => linger_close(parts.io.into_inner()).await,
+                Ok(parts) => linger_close(parts.io.into_inner().into_inner()).await,
                 // Timeouts of half-open requests land here too.
                 Err(err) => tracing::debug!(%peer, "HTTP connection ended with an error: {err}"),
             }

@@ -61,11 +61,16 @@ impl HttpPlugin {
     /// Start `channel-plugin http --discovery-dir <tmp>/channels --session-id
     /// SESSION_ID EXTRA...` and wait for its discovery file.
     pub async fn start(extra: &[&str]) -> Self {
+        Self::start_with_env(extra, &[]).await
+    }
+
+    /// [`HttpPlugin::start`] with extra environment variables.
+    pub async fn start_with_env(extra: &[&str], env: &[(&str, &str)]) -> Self {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("channels");
         let mut args = http_args(dir.to_str().unwrap(), SESSION_ID).to_vec();
         args.extend_from_slice(extra);
-        let mcp = McpClient::spawn(&args).await;
+        let mcp = McpClient::spawn_with(&args, env).await;
         let discovery = wait_for_discovery(&dir.join(format!("{SESSION_ID}.json")), &mcp).await;
         let port = discovery["port"].as_u64().unwrap() as u16;
         let secret = discovery["secret"].as_str().unwrap().to_string();
