@@ -112,6 +112,9 @@ fn templates() -> Vec<Vec<u8>> {
         inject("", ok).replace("Authorization", "X-OPZero-Secret").replace("Bearer ", ""),
         inject("", ok).replace("{PORT}", "1"),
         inject("", ok).replace("HTTP/1.1", "HTTP/1.0"),
+        // Bare LF line ends (httparse, so hyper and the lane, take them).
+        inject("", ok).replace("\r\n", "\n"),
+        inject("", ok).replacen("\r\n\r\n", "\r\n\n", 1),
         inject("", ok).replace("/inject", "/inject?x=1"),
         inject("", ok).replace("/inject", "/nope"),
         inject("", ok).replace("POST", "GET"),

@@ -36,6 +36,16 @@ fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// What the model is told about a delivered reply. One client is the usual
+/// case, so it skips the formatter (this runs on every reply).
+fn sent_detail(clients: usize) -> String {
+    if clients == 1 {
+        "Reply sent to 1 connected client(s).".to_string()
+    } else {
+        format!("Reply sent to {clients} connected client(s).")
+    }
+}
+
 impl Bridge for HttpBridge {
     fn reply(&self, reply: Reply) -> Result<ReplyDelivery, ReplyError> {
         let data = ReplyEvent {
@@ -52,7 +62,7 @@ impl Bridge for HttpBridge {
                     "reply sent to SSE clients"
                 );
                 Ok(ReplyDelivery::Sent {
-                    detail: format!("Reply sent to {} connected client(s).", published.clients),
+                    detail: sent_detail(published.clients),
                 })
             }
             Ok(published) => {

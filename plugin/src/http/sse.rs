@@ -20,23 +20,30 @@ use tokio::sync::watch;
 /// Default ring size (the issue asks for at least 1024).
 pub const DEFAULT_RING_CAPACITY: usize = 4096;
 
-#[derive(Debug)]
+/// One event in the ring, encoded for the wire once, when published: every
+/// client gets the same bytes (shared, not copied).
+#[derive(Debug, Clone)]
 pub struct SseEvent {
     pub id: u64,
     pub name: &'static str,
-    pub data: String,
+    /// `id: <id>\nevent: <name>\ndata: <json>\n\n`
+    wire: Bytes,
 }
 
 impl SseEvent {
-    fn encode(&self, out: &mut Vec<u8>) {
-        // `data` is compact JSON: it never contains a raw newline.
-        out.extend_from_slice(
-            format!(
-                "id: {}\nevent: {}\ndata: {}\n\n",
-                self.id, self.name, self.data
-            )
-            .as_bytes(),
-        );
+    fn new(id: u64, name: &'static str, data: &impl Serialize) -> SseEvent {
+        use std::io::Write;
+        let mut wire = Vec::with_capacity(128);
+        let _ = write!(wire, "id: {id}\nevent: {name}\ndata: ");
+        // Our payloads are plain structs and `Value`s: always JSON, compact,
+        // so never a raw newline that would end the `data:` line.
+        serde_json::to_writer(&mut wire, data).expect("an SSE payload serializes");
+        wire.extend_from_slice(b"\n\n");
+        SseEvent {
+            id,
+            name,
+            wire: Bytes::from(wire),
+        }
     }
 }
 
@@ -56,7 +63,7 @@ pub struct BufferFull {
 }
 
 struct Ring {
-    events: VecDeque<Arc<SseEvent>>,
+    events: VecDeque<SseEvent>,
     capacity: usize,
     last_id: u64,
     /// Highest id written to at least one client.
@@ -135,12 +142,7 @@ impl Hub {
                 }
             }
         }
-        ring.events.push_back(Arc::new(SseEvent {
-            id,
-            name,
-            // Our event payloads are plain structs and `Value`s: always JSON.
-            data: serde_json::to_string(data).expect("an SSE payload serializes"),
-        }));
+        ring.events.push_back(SseEvent::new(id, name, data));
         self.latest.send_replace(id);
         Published {
             id,
@@ -219,7 +221,6 @@ impl Client {
                 );
             }
         }
-        let mut out = Vec::new();
         let from = self.cursor;
         // Ids in the ring are consecutive: jump to the first unseen one
         // instead of scanning the whole ring (up to 4096) on every wake.
@@ -227,15 +228,22 @@ impl Client {
             .events
             .front()
             .map_or(0, |first| (from + 1).saturating_sub(first.id) as usize);
-        for event in ring.events.range(skip.min(ring.events.len())..) {
-            event.encode(&mut out);
-            self.cursor = event.id;
-        }
-        if out.is_empty() {
-            return None;
-        }
+        let unseen = ring.events.range(skip.min(ring.events.len())..);
+        let chunk = match unseen.len() {
+            0 => return None,
+            // The usual case, one new event: its bytes as they are.
+            1 => unseen.last().map(|event| event.wire.clone())?,
+            _ => {
+                let mut out = Vec::with_capacity(unseen.clone().map(|e| e.wire.len()).sum());
+                for event in unseen.clone() {
+                    out.extend_from_slice(&event.wire);
+                }
+                Bytes::from(out)
+            }
+        };
+        self.cursor = ring.events.back().map_or(self.cursor, |last| last.id);
         ring.delivered = ring.delivered.max(self.cursor);
-        Some(Bytes::from(out))
+        Some(chunk)
     }
 }
 

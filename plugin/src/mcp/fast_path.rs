@@ -4,7 +4,8 @@
 //! Parsing a line into a `Value` builds an order-preserving map (with a
 //! SipHash table) per object: three for a reply call. That was most of the
 //! work between a reply arriving on stdin and its SSE event going out (see
-//! `benches/RESULTS.md`). Here the same frame is read into borrowed structs.
+//! `benches/RESULTS.md`). Here the same frame is read into borrowed parts in
+//! one pass (only the small `arguments` object is read twice).
 //!
 //! This is only a shortcut: it accepts a line only when the general path
 //! (`jsonrpc::classify`, `call_tool`, `tools::parse_reply_args`) would accept
@@ -16,7 +17,9 @@
 //! (`Cow`).
 
 use std::borrow::Cow;
+use std::fmt;
 
+use serde::de::{DeserializeSeed, Deserializer, Error as _, IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
@@ -31,23 +34,23 @@ pub(crate) struct ReplyCall {
     pub reply: Reply,
 }
 
-#[derive(Deserialize)]
+/// The members of the envelope and of `params` the shortcut reads, in one
+/// pass over the line: the visitors below take `params` in place and skip
+/// everything else (`_meta` included) without building it. Objects only
+/// (`deserialize_map` refuses an array), a repeated member refused.
+#[derive(Default)]
 struct Envelope<'a> {
-    #[serde(borrow)]
-    jsonrpc: Cow<'a, str>,
-    id: Value,
-    #[serde(borrow)]
-    method: Cow<'a, str>,
-    #[serde(borrow)]
-    params: &'a RawValue,
+    jsonrpc: Option<Cow<'a, str>>,
+    id: Option<Value>,
+    method: Option<Cow<'a, str>>,
+    params: Option<CallParams<'a>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Default)]
 struct CallParams<'a> {
-    #[serde(borrow)]
-    name: Cow<'a, str>,
-    #[serde(borrow)]
-    arguments: &'a RawValue,
+    name: Option<Cow<'a, str>>,
+    /// Kept raw: read as [`ReplyArguments`] once `name` says `reply`.
+    arguments: Option<&'a RawValue>,
 }
 
 #[derive(Deserialize)]
@@ -61,27 +64,103 @@ struct ReplyArguments<'a> {
     is_final: Option<bool>,
 }
 
+/// Store a member's value, refusing a second one.
+fn once<'de, A: MapAccess<'de>, T: Deserialize<'de>>(
+    slot: &mut Option<T>,
+    map: &mut A,
+) -> Result<(), A::Error> {
+    if slot.is_some() {
+        return Err(A::Error::custom("repeated member"));
+    }
+    *slot = Some(map.next_value()?);
+    Ok(())
+}
+
+impl<'de> Visitor<'de> for Envelope<'de> {
+    type Value = Envelope<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON-RPC request object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<Self, A::Error> {
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            match key.as_ref() {
+                "jsonrpc" => once(&mut self.jsonrpc, &mut map)?,
+                "id" => once(&mut self.id, &mut map)?,
+                "method" => once(&mut self.method, &mut map)?,
+                "params" => {
+                    if self.params.is_some() {
+                        return Err(A::Error::custom("repeated member"));
+                    }
+                    self.params = Some(map.next_value_seed(CallParams::default())?);
+                }
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(self)
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for CallParams<'de> {
+    type Value = CallParams<'de>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for CallParams<'de> {
+    type Value = CallParams<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("tools/call params (an object)")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<Self, A::Error> {
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            match key.as_ref() {
+                "name" => once(&mut self.name, &mut map)?,
+                "arguments" => once(&mut self.arguments, &mut map)?,
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(self)
+    }
+}
+
 /// `Some` when `line` is a `tools/call` of `reply` that the general path
 /// would accept as the same call; `None` sends it down the general path.
 pub(crate) fn reply_call(line: &str) -> Option<ReplyCall> {
-    if !is_object(line) {
+    let mut de = serde_json::Deserializer::from_str(line);
+    let envelope = de.deserialize_map(Envelope::default()).ok()?;
+    de.end().ok()?;
+    let (Some(jsonrpc), Some(id), Some(method), Some(params)) = (
+        envelope.jsonrpc,
+        envelope.id,
+        envelope.method,
+        envelope.params,
+    ) else {
         return None;
-    }
-    let envelope: Envelope = serde_json::from_str(line).ok()?;
-    if envelope.jsonrpc != "2.0"
-        || envelope.method != "tools/call"
-        || !matches!(envelope.id, Value::String(_) | Value::Number(_))
-        || !is_object(envelope.params.get())
+    };
+    if jsonrpc != "2.0"
+        || method != "tools/call"
+        || !matches!(id, Value::String(_) | Value::Number(_))
+        || params.name.as_deref() != Some(REPLY_TOOL)
     {
         return None;
     }
-    let params: CallParams = serde_json::from_str(envelope.params.get()).ok()?;
-    if params.name != REPLY_TOOL || !is_object(params.arguments.get()) {
+    let arguments = params.arguments?.get();
+    if !is_object(arguments) {
         return None;
     }
-    let args: ReplyArguments = serde_json::from_str(params.arguments.get()).ok()?;
+    let args: ReplyArguments = serde_json::from_str(arguments).ok()?;
     Some(ReplyCall {
-        id: envelope.id,
+        id,
         reply: Reply {
             text: args.text.into_owned(),
             chat_id: args.chat_id.map(Cow::into_owned),
