@@ -60,6 +60,10 @@ struct Args {
     /// by half on 2 cores).
     #[arg(long, value_enum, default_value_t = Placement::Split)]
     placement: Placement,
+    /// Events per server per turn in the interleaved latency series (see
+    /// `run_round`).
+    #[arg(long, default_value_t = 250)]
+    block: usize,
     /// Events in the throughput run (0 skips it).
     #[arg(long, default_value_t = 200_000)]
     throughput_events: usize,
@@ -129,46 +133,7 @@ fn main() -> anyhow::Result<()> {
         // first (cold caches) or right after the heaviest one.
         let mut order = kinds.clone();
         order.rotate_left(round % kinds.len().max(1));
-        for kind in order {
-            let log =
-                args.out
-                    .join("logs")
-                    .join(format!("{}-round{}.stderr", kind.name(), round + 1));
-            let t = Instant::now();
-            let sample = match measure(kind, round + 1, &args, &log) {
-                Ok(s) => s,
-                Err(err) => {
-                    eprintln!("  {} round {}: FAILED: {err:#}", kind.name(), round + 1);
-                    Sample {
-                        server: kind.name().into(),
-                        round: round + 1,
-                        error: Some(format!("{err:#}")),
-                        ..Sample::default()
-                    }
-                }
-            };
-            if sample.error.is_none() {
-                eprintln!(
-                    "  round {} {:>5}: init {:.2} ms, list {:.2} ms, rss {:.1}/{:.1} MiB, inject p50/p99 {:.1}/{:.1} µs, reply {:.1}/{:.1} µs, {:.0}/s lost {} refused {}, SIGINT {} ({:.1}s)",
-                    round + 1,
-                    kind.name(),
-                    sample.init_ms,
-                    sample.tools_list_ms,
-                    sample.rss_handshake_kib / 1024.0,
-                    sample.rss_events_kib / 1024.0,
-                    sample.inject_p50_us,
-                    sample.inject_p99_us,
-                    sample.reply_p50_us,
-                    sample.reply_p99_us,
-                    sample.throughput_per_s,
-                    sample.lost,
-                    sample.refused,
-                    sample.sigint_exit_ms.map_or("killed".into(), |v| format!("{v:.2} ms")),
-                    t.elapsed().as_secs_f64()
-                );
-            }
-            samples.push(sample);
-        }
+        samples.extend(run_round(&order, round + 1, &args));
     }
     report(&args, &kinds, &samples, &machine)
 }
@@ -181,138 +146,303 @@ fn us(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
 }
 
-fn measure(kind: Kind, round: usize, args: &Args, log: &Path) -> anyhow::Result<Sample> {
-    let mut s = Running::spawn(kind, Some(log))?;
-    let mut out = Sample {
+/// One round: every server started (one at a time, for the start-up
+/// figures), then the latency series interleaved, then each server's memory,
+/// throughput and SIGINT figures, one at a time.
+///
+/// Interleaved: the series run in blocks of `--block` events, each server in
+/// turn, so every server is measured across the same stretch of time. On a
+/// shared machine the host's load moves a loopback round trip by 2× for tens
+/// of seconds at a time; measured one after the other, a ratio between two
+/// servers compared different stretches.
+fn run_round(order: &[Kind], round: usize, args: &Args) -> Vec<Sample> {
+    let log = |kind: Kind| {
+        args.out
+            .join("logs")
+            .join(format!("{}-round{round}.stderr", kind.name()))
+    };
+    let mut sessions: Vec<Result<Session, Sample>> = order
+        .iter()
+        .map(|&kind| {
+            Session::start(kind, round, args, &log(kind)).map_err(|err| failed(kind, round, err))
+        })
+        .collect();
+
+    // The latency series, interleaved; each block pins its server (only
+    // it, as when each server ran alone).
+    let total = args.warmup + args.latency_events;
+    for series in [Series::Inject, Series::Reply] {
+        let mut done = 0;
+        while done < total {
+            let n = args.block.max(1).min(total - done);
+            for slot in sessions.iter_mut() {
+                let Ok(session) = slot else { continue };
+                let pid = session.running.pid();
+                let ran = args
+                    .placement
+                    .pin(pid)
+                    .and_then(|()| session.run_block(series, n, args));
+                let _ = args.placement.unpin(pid);
+                if let Err(err) = ran {
+                    *slot = Err(failed(session.kind, round, err));
+                }
+            }
+            done += n;
+        }
+    }
+
+    sessions
+        .into_iter()
+        .map(|slot| match slot {
+            Err(sample) => sample,
+            Ok(session) => {
+                let (kind, t) = (session.kind, session.started);
+                match session.finish(args) {
+                    Ok(sample) => {
+                        print_sample(&sample, t);
+                        sample
+                    }
+                    Err(err) => failed(kind, round, err),
+                }
+            }
+        })
+        .collect()
+}
+
+fn failed(kind: Kind, round: usize, err: anyhow::Error) -> Sample {
+    eprintln!("  {} round {round}: FAILED: {err:#}", kind.name());
+    Sample {
         server: kind.name().into(),
         round,
+        error: Some(format!("{err:#}")),
         ..Sample::default()
-    };
-    let mut line = Vec::with_capacity(4096);
+    }
+}
 
-    // Cold start, written the moment the process exists (as Claude Code does).
-    s.write(&frames::initialize())?;
-    s.read_response(0, &mut line)
-        .context("waiting for the initialize answer")?;
-    out.init_ms = ms(s.spawned_at.elapsed());
-    s.write(&frames::initialized_and_list())?;
-    s.read_response(1, &mut line)
-        .context("waiting for the tools/list answer")?;
-    out.tools_list_ms = ms(s.spawned_at.elapsed());
-    out.rss_handshake_kib = procfs::memory_kib(s.pid()).context("reading /proc")?.0 as f64;
-    let disc = s.discovery(Duration::from_secs(30))?;
-    out.discovery_ms = ms(s.spawned_at.elapsed());
+fn print_sample(sample: &Sample, started: Instant) {
+    eprintln!(
+        "  round {} {:>5}: init {:.2} ms, list {:.2} ms, rss {:.1}/{:.1} MiB, inject p50/p99 {:.1}/{:.1} µs, reply {:.1}/{:.1} µs, {:.0}/s lost {} refused {}, SIGINT {} ({:.1}s)",
+        sample.round,
+        sample.server,
+        sample.init_ms,
+        sample.tools_list_ms,
+        sample.rss_handshake_kib / 1024.0,
+        sample.rss_events_kib / 1024.0,
+        sample.inject_p50_us,
+        sample.inject_p99_us,
+        sample.reply_p50_us,
+        sample.reply_p99_us,
+        sample.throughput_per_s,
+        sample.lost,
+        sample.refused,
+        sample.sigint_exit_ms.map_or("killed".into(), |v| format!("{v:.2} ms")),
+        started.elapsed().as_secs_f64()
+    );
+}
 
-    let mut sse = sse::Stream::open(disc.port, &disc.secret).context("opening GET /sse")?;
-    sse.conn.set_read_timeout(Some(Duration::from_secs(30)))?;
-    let mut conn = http::Conn::connect(disc.port)?;
-    conn.stream
-        .set_read_timeout(Some(Duration::from_secs(30)))?;
+#[derive(Clone, Copy)]
+enum Series {
+    /// HTTP inject → notification line on stdout.
+    Inject,
+    /// `reply` tool call on stdin → SSE `event: reply`.
+    Reply,
+}
 
-    // HTTP inject → notification line on stdout.
-    args.placement.pin(s.pid())?;
-    let mut injected = 0u64;
-    let mut inject_us = Vec::with_capacity(args.latency_events);
-    for i in 0..args.warmup + args.latency_events {
-        let request = http::inject_request(disc.port, &disc.secret, &frames::inject_body(i as u64));
-        // The notification must carry *this* event's content (the floor's
-        // frame is prepared, so any notification counts there): a line left
-        // over from an earlier event must not pass for a fast answer.
-        let want = format!("message {i}\"");
-        let t = Instant::now();
-        conn.send(&request)?;
-        loop {
-            s.read_line(&mut line)?;
-            if frames::is_channel_notification(&line) {
-                if kind == Kind::Floor || frames::memfind(&line, want.as_bytes()) {
+/// A started server with its connections and what was measured so far.
+struct Session {
+    kind: Kind,
+    started: Instant,
+    running: Running,
+    disc: channel_benches::servers::Discovery,
+    sse: sse::Stream,
+    conn: http::Conn,
+    line: Vec<u8>,
+    out: Sample,
+    /// Injects answered so far (all series), and replies sent.
+    injected: u64,
+    replies: u64,
+    inject_us: Vec<f64>,
+    reply_us: Vec<f64>,
+}
+
+impl Session {
+    /// Spawn, handshake (the start-up and first memory figures), connect.
+    fn start(kind: Kind, round: usize, args: &Args, log: &Path) -> anyhow::Result<Session> {
+        let started = Instant::now();
+        let mut s = Running::spawn(kind, Some(log))?;
+        let mut out = Sample {
+            server: kind.name().into(),
+            round,
+            ..Sample::default()
+        };
+        let mut line = Vec::with_capacity(4096);
+
+        // Cold start, written the moment the process exists (as Claude Code does).
+        s.write(&frames::initialize())?;
+        s.read_response(0, &mut line)
+            .context("waiting for the initialize answer")?;
+        out.init_ms = ms(s.spawned_at.elapsed());
+        s.write(&frames::initialized_and_list())?;
+        s.read_response(1, &mut line)
+            .context("waiting for the tools/list answer")?;
+        out.tools_list_ms = ms(s.spawned_at.elapsed());
+        out.rss_handshake_kib = procfs::memory_kib(s.pid()).context("reading /proc")?.0 as f64;
+        let disc = s.discovery(Duration::from_secs(30))?;
+        out.discovery_ms = ms(s.spawned_at.elapsed());
+
+        let sse = sse::Stream::open(disc.port, &disc.secret).context("opening GET /sse")?;
+        sse.conn.set_read_timeout(Some(Duration::from_secs(30)))?;
+        let conn = http::Conn::connect(disc.port)?;
+        conn.stream
+            .set_read_timeout(Some(Duration::from_secs(30)))?;
+        Ok(Session {
+            kind,
+            started,
+            running: s,
+            disc,
+            sse,
+            conn,
+            line,
+            out,
+            injected: 0,
+            replies: 0,
+            inject_us: Vec::with_capacity(args.latency_events),
+            reply_us: Vec::with_capacity(args.latency_events),
+        })
+    }
+
+    /// The next `n` events of a latency series (the first `--warmup` of each
+    /// series are not recorded).
+    fn run_block(&mut self, series: Series, n: usize, args: &Args) -> anyhow::Result<()> {
+        for _ in 0..n {
+            match series {
+                Series::Inject => {
+                    let i = self.injected;
+                    let request = http::inject_request(
+                        self.disc.port,
+                        &self.disc.secret,
+                        &frames::inject_body(i),
+                    );
+                    // The notification must carry *this* event's content (the
+                    // floor's frame is prepared, so any notification counts
+                    // there): a line left over from an earlier event must not
+                    // pass for a fast answer.
+                    let want = format!("message {i}\"");
+                    let t = Instant::now();
+                    self.conn.send(&request)?;
+                    loop {
+                        self.running.read_line(&mut self.line)?;
+                        if frames::is_channel_notification(&self.line) {
+                            if self.kind == Kind::Floor
+                                || frames::memfind(&self.line, want.as_bytes())
+                            {
+                                break;
+                            }
+                            self.out.stale_notifications += 1;
+                        }
+                    }
+                    let elapsed = t.elapsed();
+                    let status = self.conn.read_response()?;
+                    if status != 202 {
+                        bail!("POST /inject answered {status}");
+                    }
+                    self.injected += 1;
+                    if i >= args.warmup as u64 {
+                        self.inject_us.push(us(elapsed));
+                    }
+                }
+                Series::Reply => {
+                    let k = self.replies;
+                    let id = 2 + k;
+                    let call = frames::reply_call(id, "a reply from the bench");
+                    let t = Instant::now();
+                    self.running.write(&call)?;
+                    self.sse.next_named("reply")?;
+                    let elapsed = t.elapsed();
+                    self.running.read_response(id, &mut self.line)?;
+                    self.replies += 1;
+                    if k >= args.warmup as u64 {
+                        self.reply_us.push(us(elapsed));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Memory after the event count, throughput, percentiles, SIGINT.
+    fn finish(mut self, args: &Args) -> anyhow::Result<Sample> {
+        let Session {
+            kind,
+            ref mut running,
+            ref disc,
+            ref mut conn,
+            ref mut line,
+            ref mut out,
+            ..
+        } = self;
+        // Top up to the RSS event count, then read the high-water mark.
+        while self.injected < args.rss_events as u64 {
+            conn.send(&http::inject_request(
+                disc.port,
+                &disc.secret,
+                &frames::inject_body(self.injected),
+            ))?;
+            loop {
+                running.read_line(line)?;
+                if frames::is_channel_notification(line) {
                     break;
                 }
-                out.stale_notifications += 1;
             }
+            conn.read_response()?;
+            self.injected += 1;
         }
-        let elapsed = t.elapsed();
-        let status = conn.read_response()?;
-        if status != 202 {
-            bail!("POST /inject answered {status}");
-        }
-        injected += 1;
-        if i >= args.warmup {
-            inject_us.push(us(elapsed));
-        }
-    }
+        out.injected_before_rss = self.injected;
+        out.rss_events_kib = procfs::memory_kib(running.pid())
+            .context("reading /proc")?
+            .0 as f64;
 
-    // `reply` tool call on stdin → SSE `event: reply`.
-    let mut reply_us = Vec::with_capacity(args.latency_events);
-    for k in 0..args.warmup + args.latency_events {
-        let id = 2 + k as u64;
-        let call = frames::reply_call(id, "a reply from the bench");
-        let t = Instant::now();
-        s.write(&call)?;
-        sse.next_named("reply")?;
-        let elapsed = t.elapsed();
-        s.read_response(id, &mut line)?;
-        if k >= args.warmup {
-            reply_us.push(us(elapsed));
-        }
-    }
-    args.placement.unpin(s.pid())?;
-
-    // Top up to the RSS event count, then read the high-water mark.
-    while injected < args.rss_events as u64 {
-        conn.send(&http::inject_request(
-            disc.port,
-            &disc.secret,
-            &frames::inject_body(injected),
-        ))?;
-        loop {
-            s.read_line(&mut line)?;
-            if frames::is_channel_notification(&line) {
-                break;
-            }
-        }
-        conn.read_response()?;
-        injected += 1;
-    }
-    out.injected_before_rss = injected;
-    out.rss_events_kib = procfs::memory_kib(s.pid()).context("reading /proc")?.0 as f64;
-
-    if args.throughput_events > 0 {
-        let pipelined = throughput(&mut s, &disc, args.connections, args.window, args, &mut out);
-        if let Err(err) = pipelined {
-            // A server that cannot take pipelined requests still gets a
-            // throughput figure: again with more connections, one request
-            // in flight each. Said in the notes; never silently.
-            let conns = args.connections * 2;
-            eprintln!(
-                "  {} round {round}: pipelined throughput run failed ({err:#}); retrying with {conns} connections, no pipelining",
-                kind.name()
-            );
-            out.notes.push(format!(
-                "throughput: the pipelined run ({}×{}) failed ({err:#}); figure from {conns} connections without pipelining",
-                args.connections, args.window
-            ));
-            if let Err(err) = throughput(&mut s, &disc, conns, 1, args, &mut out) {
+        if args.throughput_events > 0 {
+            let pipelined = throughput(running, disc, args.connections, args.window, args, out);
+            if let Err(err) = pipelined {
+                // A server that cannot take pipelined requests still gets a
+                // throughput figure: again with more connections, one request
+                // in flight each. Said in the notes; never silently.
+                let conns = args.connections * 2;
+                eprintln!(
+                    "  {} round {}: pipelined throughput run failed ({err:#}); retrying with {conns} connections, no pipelining",
+                    kind.name(),
+                    out.round
+                );
                 out.notes.push(format!(
-                    "throughput: the unpipelined run failed too ({err:#})"
+                    "throughput: the pipelined run ({}×{}) failed ({err:#}); figure from {conns} connections without pipelining",
+                    args.connections, args.window
                 ));
-                out.throughput_per_s = f64::NAN;
+                if let Err(err) = throughput(running, disc, conns, 1, args, out) {
+                    out.notes.push(format!(
+                        "throughput: the unpipelined run failed too ({err:#})"
+                    ));
+                    out.throughput_per_s = f64::NAN;
+                }
             }
         }
+
+        let (mut inject_us, mut reply_us) = (self.inject_us, self.reply_us);
+        inject_us.sort_by(f64::total_cmp);
+        reply_us.sort_by(f64::total_cmp);
+        let mut out = self.out;
+        out.inject_p50_us = percentile(&inject_us, 50.0);
+        out.inject_p99_us = percentile(&inject_us, 99.0);
+        out.reply_p50_us = percentile(&reply_us, 50.0);
+        out.reply_p99_us = percentile(&reply_us, 99.0);
+        out.inject_us = inject_us;
+        out.reply_us = reply_us;
+
+        // SIGINT with the SSE and inject connections still open, as in real use.
+        out.sigint_exit_ms = self.running.sigint_exit(Duration::from_secs(3))?.map(ms);
+        drop((self.sse, self.conn));
+        Ok(out)
     }
-
-    inject_us.sort_by(f64::total_cmp);
-    reply_us.sort_by(f64::total_cmp);
-    out.inject_p50_us = percentile(&inject_us, 50.0);
-    out.inject_p99_us = percentile(&inject_us, 99.0);
-    out.reply_p50_us = percentile(&reply_us, 50.0);
-    out.reply_p99_us = percentile(&reply_us, 99.0);
-    out.inject_us = inject_us;
-    out.reply_us = reply_us;
-
-    // SIGINT with the SSE and inject connections still open, as in real use.
-    out.sigint_exit_ms = s.sigint_exit(Duration::from_secs(3))?.map(ms);
-    drop((sse, conn));
-    Ok(out)
 }
 
 /// Several connections, each keeping `window` pipelined injects in flight;
