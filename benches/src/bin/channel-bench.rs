@@ -161,10 +161,12 @@ fn run_round(order: &[Kind], round: usize, args: &Args) -> Vec<Sample> {
             .join("logs")
             .join(format!("{}-round{round}.stderr", kind.name()))
     };
-    let mut sessions: Vec<Result<Session, Sample>> = order
+    // A failed server's sample (boxed: a `Sample` is large).
+    let mut sessions: Vec<Result<Session, Box<Sample>>> = order
         .iter()
         .map(|&kind| {
-            Session::start(kind, round, args, &log(kind)).map_err(|err| failed(kind, round, err))
+            Session::start(kind, round, args, &log(kind))
+                .map_err(|err| Box::new(failed(kind, round, err)))
         })
         .collect();
 
@@ -184,7 +186,7 @@ fn run_round(order: &[Kind], round: usize, args: &Args) -> Vec<Sample> {
                     .and_then(|()| session.run_block(series, n, args));
                 let _ = args.placement.unpin(pid);
                 if let Err(err) = ran {
-                    *slot = Err(failed(session.kind, round, err));
+                    *slot = Err(Box::new(failed(session.kind, round, err)));
                 }
             }
             done += n;
@@ -194,7 +196,7 @@ fn run_round(order: &[Kind], round: usize, args: &Args) -> Vec<Sample> {
     sessions
         .into_iter()
         .map(|slot| match slot {
-            Err(sample) => sample,
+            Err(sample) => *sample,
             Ok(session) => {
                 let (kind, t) = (session.kind, session.started);
                 match session.finish(args) {
