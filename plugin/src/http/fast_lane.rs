@@ -170,12 +170,16 @@ pub async fn serve(stream: &mut TcpStream, api: &Api) -> FastLane {
         let mut used = 0;
         let mut hand_over = false;
         let mut head_done = false;
+        let mut tried = None;
         loop {
             match classify(&buf[used..], st.port, &st.secret) {
                 Request::Inject { len, body } => match api.push_inject(body) {
-                    Some(id) => {
+                    Some((id, signal)) => {
                         answer_202(&mut answers, id, date.now());
                         used += len;
+                        // The writer goes in order: the last event's signal
+                        // covers the batch.
+                        tried = signal;
                     }
                     None => {
                         hand_over = true;
@@ -193,10 +197,15 @@ pub async fn serve(stream: &mut TcpStream, api: &Api) -> FastLane {
             }
         }
         if used > 0 {
-            // The notifications first: let the stdout writer (woken by the
-            // pushes) run before the answers go out; the caller waits for the
-            // notification, and on one thread it would queue behind them.
-            tokio::task::yield_now().await;
+            // The notifications first: the caller waits for the notification,
+            // and on one thread it would queue behind the answers. So wait
+            // until the stdout writer (woken by the pushes) has tried to write
+            // them; it signals even when stdout is full, so a slow reader
+            // does not hold the answers. Held events (session not ready yet)
+            // have nothing to wait for.
+            if let Some(tried) = tried {
+                let _ = tried.await;
+            }
             if let Err(err) = stream.write_all(&answers).await {
                 tracing::debug!("HTTP connection ended while answering: {err}");
                 return FastLane::Closed;

@@ -28,6 +28,7 @@ use hyper::body::{Body, Frame, SizeHint};
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{json, Map, Value};
+use tokio::sync::oneshot;
 
 use super::auth::{check_host, check_origin, check_secret, Secret};
 use super::body::{self, InjectBody, InjectBodyError};
@@ -111,13 +112,17 @@ impl Api {
     }
 
     /// The fast lane's inject (`fast_lane.rs`): push the event of a body the
-    /// shortcut accepts. `None` for any refusal, said nowhere: the lane then
-    /// hands the request to [`Api::handle`], which says it.
-    pub(crate) fn push_inject(&self, body: &[u8]) -> Option<EventId> {
+    /// shortcut accepts, with the writer's signal from
+    /// [`CoreHandle::push_tracked`]. `None` for any refusal, said nowhere:
+    /// the lane then hands the request to [`Api::handle`], which says it.
+    pub(crate) fn push_inject(
+        &self,
+        body: &[u8],
+    ) -> Option<(EventId, Option<oneshot::Receiver<()>>)> {
         let event = event_of(InjectBody::parse(body).ok()?);
-        let id = self.state.core.push(event).ok()?;
-        tracing::debug!(id, "event injected (fast lane)");
-        Some(id)
+        let pushed = self.state.core.push_tracked(event).ok()?;
+        tracing::debug!(id = pushed.0, "event injected (fast lane)");
+        Some(pushed)
     }
 
     /// Answer one request. Generic over the body so tests and the fuzz

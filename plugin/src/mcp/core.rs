@@ -274,7 +274,11 @@ impl Shared {
     fn send_uncounted(&self, payload: Payload, written: Option<oneshot::Sender<()>>) {
         if self
             .tx
-            .send(WriterMsg::Frame(Outgoing { payload, written }))
+            .send(WriterMsg::Frame(Outgoing {
+                payload,
+                written,
+                tried: None,
+            }))
             .is_err()
         {
             tracing::debug!("stdout writer is gone; frame not sent");
@@ -283,12 +287,13 @@ impl Shared {
 
     /// Hand an accepted channel notification to the writer. Its bytes are
     /// already in `backlog.bytes` (added when `push` accepted it).
-    fn send_counted(&self, line: Vec<u8>) {
+    fn send_counted(&self, line: Vec<u8>, tried: Option<oneshot::Sender<()>>) {
         self.backlog.frames.fetch_add(1, Ordering::AcqRel);
         let len = line.len();
         let msg = WriterMsg::Frame(Outgoing {
             payload: Payload::Counted(line),
             written: None,
+            tried,
         });
         if self.tx.send(msg).is_err() {
             self.backlog.frames.fetch_sub(1, Ordering::AcqRel);
@@ -346,7 +351,7 @@ impl Shared {
         let held = std::mem::take(&mut state.held);
         let count = held.len();
         for line in held {
-            self.send_counted(line);
+            self.send_counted(line, None);
         }
         state.ready = true;
         tracing::info!(
@@ -396,6 +401,28 @@ impl CoreHandle {
     /// session is ready; refused (never dropped) when the queue is full.
     /// `event.meta` must come from [`super::meta::normalize`].
     pub fn push(&self, event: ChannelEvent) -> Result<EventId, PushError> {
+        self.push_inner(event, false).map(|(id, _)| id)
+    }
+
+    /// [`CoreHandle::push`], and a signal that fires once the stdout writer
+    /// has tried to write the notification (written, or waiting behind a
+    /// full pipe); `None` when the event is held for the session to become
+    /// ready (nothing will be written now) or the writer is busy (queued
+    /// frames, or stdout full: the signal could wait on Claude Code). A caller that answers its own
+    /// client after the notification waits for it instead of yielding to the
+    /// scheduler, which costs a poll of the I/O driver per event.
+    pub fn push_tracked(
+        &self,
+        event: ChannelEvent,
+    ) -> Result<(EventId, Option<oneshot::Receiver<()>>), PushError> {
+        self.push_inner(event, true)
+    }
+
+    fn push_inner(
+        &self,
+        event: ChannelEvent,
+        track: bool,
+    ) -> Result<(EventId, Option<oneshot::Receiver<()>>), PushError> {
         let shared = &self.shared;
         let mut meta = event.meta;
         meta.retain(|(key, _)| {
@@ -467,8 +494,20 @@ impl CoreHandle {
         shared.backlog.bytes.fetch_add(line.len(), Ordering::AcqRel);
         state.next_event_id += 1;
         let id = state.next_event_id;
+        let mut tried = None;
         if state.ready {
-            shared.send_counted(line);
+            // Only an idle writer signals soon: behind queued frames or a
+            // batch in progress (perhaps waiting for a full stdout) the
+            // signal could wait on Claude Code, and the caller would not
+            // answer its own client meanwhile.
+            let writer_idle = shared.backlog.frames.load(Ordering::Acquire) == 0
+                && !shared.backlog.busy.load(Ordering::Acquire);
+            let signal = (track && writer_idle).then(|| {
+                let (tx, rx) = oneshot::channel();
+                tried = Some(rx);
+                tx
+            });
+            shared.send_counted(line, signal);
             tracing::debug!(id, "channel event queued");
         } else {
             state.held.push_back(line);
@@ -478,7 +517,7 @@ impl CoreHandle {
                 "channel event held until the session is ready"
             );
         }
-        Ok(id)
+        Ok((id, tried))
     }
 
     /// Relay a verdict for a pending permission request: sends

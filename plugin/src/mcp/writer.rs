@@ -12,9 +12,13 @@
 pub(crate) struct Backlog {
     pub frames: AtomicUsize,
     pub bytes: AtomicUsize,
+    /// The writer is in the middle of a batch (between taking its first
+    /// frame and the end of its flush), so a new frame waits for that batch,
+    /// which may be waiting for a full output to drain.
+    pub busy: AtomicBool,
 }
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use tokio::io::{AsyncWrite, AsyncWriteExt, BufWriter};
@@ -26,6 +30,10 @@ pub(crate) struct Outgoing {
     pub payload: Payload,
     /// Fired once the frame has been flushed to the output.
     pub written: Option<oneshot::Sender<()>>,
+    /// Fired when the writer takes the frame; on the one-thread runtime the
+    /// waiter runs once the writer next waits, so after the frame is written
+    /// or the output is full (see `CoreHandle::push_tracked`).
+    pub tried: Option<oneshot::Sender<()>>,
 }
 
 #[derive(Debug)]
@@ -60,6 +68,7 @@ pub(crate) async fn run_writer<W: AsyncWrite + Unpin>(
             out.flush().await?;
             return Ok(());
         };
+        backlog.busy.store(true, Ordering::Release);
         // Batch whatever is already queued into one flush.
         loop {
             match msg {
@@ -71,6 +80,11 @@ pub(crate) async fn run_writer<W: AsyncWrite + Unpin>(
                     return Ok(());
                 }
                 WriterMsg::Frame(frame) => {
+                    // Told now, it runs once this task next waits: after the
+                    // frame is written, or once the output is full.
+                    if let Some(tried) = frame.tried {
+                        let _ = tried.send(());
+                    }
                     match &frame.payload {
                         Payload::Counted(line) => {
                             out.write_all(line).await?;
@@ -94,6 +108,7 @@ pub(crate) async fn run_writer<W: AsyncWrite + Unpin>(
             }
         }
         out.flush().await?;
+        backlog.busy.store(false, Ordering::Release);
         acks.drain(..).for_each(|ack| {
             let _ = ack.send(());
         });
