@@ -131,7 +131,11 @@ fn fast(bytes: &[u8]) -> Option<InjectBody> {
     if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
         return None;
     }
-    let body: FastBody = serde_json::from_slice(bytes).ok()?;
+    // UTF-8 checked once for the whole body (fast on ASCII), so the parser
+    // does not check each string again; invalid UTF-8 is the general path's
+    // to explain.
+    let text = std::str::from_utf8(bytes).ok()?;
+    let body: FastBody = serde_json::from_str(text).ok()?;
     if body.content.is_empty() {
         return None;
     }
