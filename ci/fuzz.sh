@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Bounded fuzzing of every cargo-fuzz target in the repo (plugin/fuzz, mock-claude/fuzz).
 #
-#   ci/fuzz.sh [SECONDS_PER_TARGET]     default 30; 7 targets
+#   ci/fuzz.sh [SECONDS_PER_TARGET]     default 30; 8 targets
 #
 # Needs the nightly toolchain and cargo-fuzz (installed from crates.io if missing).
 # Build output and the growing corpora live under ~/.cache/channel-fuzz (reused between
