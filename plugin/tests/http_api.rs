@@ -10,7 +10,7 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use support::http::HttpPlugin;
-use support::{reply_call, TIMEOUT};
+use support::{reply_call, tool_text, TIMEOUT};
 
 #[tokio::test]
 async fn inject_becomes_a_channel_notification_with_the_right_params() {
@@ -72,13 +72,7 @@ async fn reply_reaches_sse_and_buffers_while_no_client_listens() {
         .await;
     let r = p.mcp.expect_response(2).await;
     assert!(r["result"].get("isError").is_none(), "{r}");
-    assert!(
-        r["result"]["content"][0]["text"]
-            .as_str()
-            .unwrap()
-            .contains("buffered"),
-        "{r}"
-    );
+    assert!(tool_text(&r).contains("buffered"), "{r}");
 
     let mut sse = p.sse(None).await;
     let e = sse.next_event().await;
@@ -92,13 +86,7 @@ async fn reply_reaches_sse_and_buffers_while_no_client_listens() {
         .send(&reply_call(3, json!({"text": "live", "final": false})))
         .await;
     let r = p.mcp.expect_response(3).await;
-    assert!(
-        r["result"]["content"][0]["text"]
-            .as_str()
-            .unwrap()
-            .contains("1 connected client"),
-        "{r}"
-    );
+    assert!(tool_text(&r).contains("1 connected client"), "{r}");
     let e = sse.next_event().await;
     assert_eq!(e.id, Some(2));
     assert_eq!(e.data["text"], "live");
@@ -126,19 +114,11 @@ async fn an_sse_client_that_goes_away_is_dropped_at_once_and_misses_nothing() {
     // Keep-alives far apart: only noticing the close itself can drop it.
     let mut p = HttpPlugin::start(&["--sse-keepalive-secs", "600"]).await;
     p.mcp.handshake().await;
-    let clients = |p: &HttpPlugin| {
-        let url = p.url("/status");
-        let client = p.client.clone();
-        async move {
-            let status: Value = client.get(url).send().await.unwrap().json().await.unwrap();
-            status["sseClients"].as_u64().unwrap()
-        }
-    };
     let sse = p.sse(None).await;
-    assert_eq!(clients(&p).await, 1);
+    assert_eq!(p.status().await["sseClients"], 1);
     drop(sse);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while clients(&p).await != 0 {
+    while p.status().await["sseClients"] != 0 {
         assert!(
             tokio::time::Instant::now() < deadline,
             "a closed SSE connection still counts as a client: replies would go to it and be lost"
@@ -150,13 +130,7 @@ async fn an_sse_client_that_goes_away_is_dropped_at_once_and_misses_nothing() {
         .send(&reply_call(2, json!({"text": "after the drop"})))
         .await;
     let r = p.mcp.expect_response(2).await;
-    assert!(
-        r["result"]["content"][0]["text"]
-            .as_str()
-            .unwrap()
-            .contains("buffered"),
-        "{r}"
-    );
+    assert!(tool_text(&r).contains("buffered"), "{r}");
     let mut again = p.sse(None).await;
     assert_eq!(again.next_event().await.data["text"], "after the drop");
 }
@@ -345,15 +319,7 @@ async fn routing_is_exact_and_a_wrong_method_is_405_with_allow() {
     assert_eq!(head.status(), StatusCode::OK);
     assert_eq!(head.headers()["content-type"], "text/event-stream");
     assert!(head.bytes().await.unwrap().is_empty());
-    let status: Value = p
-        .client
-        .get(p.url("/status"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let status = p.status().await;
     assert_eq!(status["sseClients"], 0, "HEAD /sse left a client: {status}");
 }
 

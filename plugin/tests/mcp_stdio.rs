@@ -24,15 +24,7 @@ async fn claude_code_opening_gets_the_channel_capability() {
     assert!(instructions.len() < 2048, "{} bytes", instructions.len());
     assert!(instructions.contains("my-channel") && instructions.contains("chat_id"));
     // Status reflects the session.
-    let status: Value = p
-        .client
-        .get(p.url("/status"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let status = p.status().await;
     assert_eq!(status["initialized"], true);
     let pong = p.mcp.call(2, "ping", json!({})).await;
     assert_eq!(pong["result"], json!({}));

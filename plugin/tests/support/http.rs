@@ -101,6 +101,16 @@ impl HttpPlugin {
             .bearer_auth(&self.secret)
     }
 
+    /// `GET /status` (no secret), parsed.
+    pub async fn status(&self) -> Value {
+        let response = self.client.get(self.url("/status")).send().await;
+        response
+            .expect("GET /status")
+            .json()
+            .await
+            .expect("/status is JSON")
+    }
+
     /// POST /inject with a JSON body, authenticated.
     pub async fn inject(&self, body: Value) -> reqwest::Response {
         self.authed(reqwest::Method::POST, "/inject")

@@ -62,6 +62,13 @@ pub fn claude_initialize_params() -> Value {
 }
 
 /// A `tools/call` of `reply` as Claude Code sends it (with `_meta`).
+/// The text of a `tools/call` response's first content item.
+pub fn tool_text(response: &Value) -> &str {
+    response["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no tool text in {response}"))
+}
+
 pub fn reply_call(id: i64, arguments: Value) -> Value {
     request(
         id,
