@@ -136,6 +136,36 @@ async fn an_sse_client_that_goes_away_is_dropped_at_once_and_misses_nothing() {
 }
 
 #[tokio::test]
+async fn an_sse_client_that_keeps_sending_is_cut_off() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let p = HttpPlugin::start(&[]).await;
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", p.port))
+        .await
+        .unwrap();
+    let get = format!(
+        "GET /sse HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nAuthorization: Bearer {}\r\n\r\n",
+        p.port, p.secret
+    );
+    stream.write_all(get.as_bytes()).await.unwrap();
+    // Nothing after GET /sse is ever answered; 100 KiB more must not be
+    // read forever.
+    let _ = stream.write_all(&vec![b'x'; 100 * 1024]).await;
+    let mut got = Vec::new();
+    tokio::time::timeout(TIMEOUT, stream.read_to_end(&mut got))
+        .await
+        .expect("the plugin closes the connection")
+        .ok();
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
+    assert!(text.contains(": connected"), "{text}");
+    assert!(
+        p.mcp.stderr().contains("SSE client kept sending"),
+        "the cut is logged: {}",
+        p.mcp.stderr()
+    );
+}
+
+#[tokio::test]
 async fn last_event_id_replays_what_the_client_missed() {
     let mut p = HttpPlugin::start(&[]).await;
     p.mcp.handshake().await;

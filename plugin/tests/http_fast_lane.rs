@@ -26,9 +26,9 @@ const OPEN_CASE_WAIT: Duration = Duration::from_millis(1500);
 /// Send `bytes` on a fresh connection and read until the plugin closes it
 /// (or [`OPEN_CASE_WAIT`]). Our side is never shut down first: hyper drops
 /// what it has not answered when a client half-closes, the lane answers it.
-/// Blanked: `date:` values, `/status`'s pid, event ids (cases run
-/// concurrently, so ids depend on timing) and the answer's length that
-/// follows from them, and the port.
+/// Blanked: `date:` values, `/status`'s pid, event ids and SSE client
+/// counts (cases run concurrently, so both depend on timing) and the
+/// answer's length that follows from the id, and the port.
 async fn exchange(port: u16, bytes: &[u8]) -> String {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
     stream.write_all(bytes).await.unwrap();
@@ -38,7 +38,12 @@ async fn exchange(port: u16, bytes: &[u8]) -> String {
         .is_ok();
     // Error messages name the port (both are 5-digit ephemeral ports).
     let mut text = String::from_utf8_lossy(&out).replace(&port.to_string(), "{PORT}");
-    for (key, stop) in [("date: ", '\r'), ("\"pid\":", ','), ("{\"id\":\"", '"')] {
+    for (key, stop) in [
+        ("date: ", '\r'),
+        ("\"pid\":", ','),
+        ("{\"id\":\"", '"'),
+        ("\"sseClients\":", ','),
+    ] {
         text = blank_values(&text, key, stop);
     }
     // ...and so the length of an accepted inject's answer.
@@ -137,6 +142,29 @@ fn templates() -> Vec<Vec<u8>> {
     t.into_iter().map(String::into_bytes).collect()
 }
 
+fn sse_templates() -> Vec<Vec<u8>> {
+    let get = |extra: &str| {
+        format!("GET /sse HTTP/1.1\r\nHost: 127.0.0.1:{{PORT}}\r\nAuthorization: Bearer {{SECRET}}\r\n{extra}\r\n")
+    };
+    let ok = r#"{"content":"before the stream"}"#;
+    [
+        get(""),
+        get("Accept: text/event-stream\r\nCache-Control: no-cache\r\n"),
+        get("Last-Event-ID: 0\r\n"),
+        get("Last-Event-ID: 99999\r\n"),
+        get("Last-Event-ID: x\r\n"),
+        get("").replace("/sse", "/events"),
+        get("").replace("GET", "HEAD"),
+        get("Origin: http://localhost:3000\r\n"),
+        get("").replace("Bearer {SECRET}", "Bearer nope"),
+        inject("", ok) + &get(""),
+        get("") + &inject("", ok),
+    ]
+    .into_iter()
+    .map(String::into_bytes)
+    .collect()
+}
+
 /// Byte-level mutations: flip, insert, delete, duplicate a span.
 fn mutate(rng: &mut StdRng, input: &[u8]) -> Vec<u8> {
     let mut out = input.to_vec();
@@ -189,6 +217,10 @@ async fn the_fast_lane_answers_every_request_as_hyper_does() {
     let mut cases = templates();
     let mut rng = StdRng::seed_from_u64(0x1a7e);
     let seeds = cases.clone();
+    // SSE requests, as they are (an open stream keeps its exchange waiting
+    // for OPEN_CASE_WAIT, so they are not mutated by the thousand; the fuzz
+    // target and the unit tests cover their parsing).
+    cases.extend(sse_templates());
     for _ in 0..1500 {
         let seed = &seeds[rng.random_range(0..seeds.len())];
         cases.push(mutate(&mut rng, seed));
@@ -235,9 +267,14 @@ async fn the_fast_lane_answers_every_request_as_hyper_does() {
     let log = lane.mcp.stderr();
     assert!(!log.contains("panicked"), "{log}");
     let fast = log.matches("event injected (fast lane)").count();
+    let streams = log.matches("SSE stream served by the fast lane").count();
     println!(
-        "{} cases ({open} left a request open), {accepted} injects accepted, {fast} by the fast lane",
+        "{} cases ({open} left a request open), {accepted} injects accepted, {fast} by the fast lane, {streams} SSE streams by the fast lane",
         cases.len()
+    );
+    assert!(
+        streams >= 6,
+        "the lane served {streams} of the ordinary SSE requests"
     );
     assert!(
         fast > 100 && fast < accepted,

@@ -2,8 +2,9 @@
 //! on any bytes. `{S}` in the input becomes the real secret and `{P}` the
 //! port, so the fuzzer can reach authorized requests.
 //!
-//! Properties: no panic; a request taken as an inject is exactly one head
-//! (ending in a blank line) and its declared body, inside the input, taken
+//! Properties: no panic; a request taken (an inject, or an SSE stream with
+//! no body) is exactly one head (ending in a blank line) and its declared
+//! body, inside the input, taken
 //! the same way whatever follows it; every shorter prefix of it is
 //! `Partial` (the lane waits for more rather than handing over a request it
 //! would have taken whole); what it takes names the listener in `Host` and
@@ -46,8 +47,11 @@ fn fill(data: &[u8], secret: &str) -> Vec<u8> {
 pub fn check(data: &[u8]) {
     let secret = secret();
     let buf = fill(data, secret.expose());
-    let Request::Inject { len, body } = classify(&buf, PORT, secret) else {
-        return;
+    let taken = classify(&buf, PORT, secret);
+    let (len, body) = match taken {
+        Request::Inject { len, body } => (len, body),
+        Request::Sse { len, .. } => (len, &[][..]),
+        Request::Partial { .. } | Request::Other => return,
     };
     assert!(len <= buf.len(), "took {len} bytes of {}", buf.len());
     let head_len = len - body.len();
@@ -67,7 +71,7 @@ pub fn check(data: &[u8]) {
     );
     assert_eq!(
         classify(&buf[..len], PORT, secret),
-        Request::Inject { len, body },
+        taken,
         "what follows the request changed how it was read"
     );
     for cut in 0..len {

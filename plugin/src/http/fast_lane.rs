@@ -7,13 +7,17 @@
 //! again. So each connection starts here: requests are parsed with
 //! `httparse` (the parser hyper uses, same configuration), and one that is
 //! an ordinary, complete, authorized `POST /inject` with a valid body is
-//! pushed and answered `202` in the very bytes hyper would have written.
+//! pushed and answered `202` in the very bytes hyper would have written. An
+//! ordinary `GET /sse` (or `/events`) is served here too: hyper's response
+//! head and chunked framing around the same hub stream, so a reply reaches
+//! its SSE client without hyper's dispatcher either.
 //!
 //! Everything else, at the first byte that is not ordinary, goes to hyper
 //! with the connection and every byte read so far ([`FastLane::HandOver`]):
-//! other routes, other methods, HTTP/1.0, any `Origin`, `Expect`,
+//! other routes, other methods (`HEAD` too), HTTP/1.0, any `Origin`, `Expect`,
 //! `Transfer-Encoding`, `Upgrade` or `Connection` other than `keep-alive`, a
-//! repeated `Host`, secret or `Content-Length`, a body over the cap, a wrong
+//! repeated `Host`, secret, `Content-Length` or `Last-Event-ID`, a
+//! `Last-Event-ID` that is not a number, a `GET` with a body, a body over the cap, a wrong
 //! secret or Host, a body the shortcut does not accept, a push the core
 //! refuses. hyper then answers exactly as if it had read the connection from
 //! the start, including every refusal and its log line: the fast lane never
@@ -29,6 +33,7 @@ use std::pin::pin;
 use std::time::SystemTime;
 
 use bytes::Bytes;
+use futures_util::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
@@ -48,11 +53,40 @@ const MAX_HEAD_BYTES: usize = 8 * 1024;
 pub enum Request<'a> {
     /// An ordinary `POST /inject`, complete: `len` bytes, ending with `body`.
     Inject { len: usize, body: &'a [u8] },
+    /// An ordinary `GET /sse` (or `/events`), complete: `len` bytes.
+    Sse {
+        len: usize,
+        last_event_id: Option<u64>,
+    },
     /// Ordinary so far, incomplete: read more. `head_done` once the whole
     /// head is in (only the body is missing).
     Partial { head_done: bool },
     /// Not for the lane: hyper answers it.
     Other,
+}
+
+/// The two request lines the lane takes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Route {
+    Inject,
+    Sse,
+}
+
+fn route_of(method: Option<&str>, path: Option<&str>) -> Option<Route> {
+    match (method?, path?) {
+        ("POST", "/inject") => Some(Route::Inject),
+        ("GET", "/sse" | "/events") => Some(Route::Sse),
+        _ => None,
+    }
+}
+
+/// Whether a partial request line can still become one the lane takes.
+fn may_become_ordinary(method: Option<&str>, path: Option<&str>, version: Option<u8>) -> bool {
+    match (method, path) {
+        (None, _) => true,
+        (Some(m), None) => m == "POST" || m == "GET",
+        (m, p) => route_of(m, p).is_some() && version.is_none_or(|v| v == 1),
+    }
 }
 
 /// Read the request at the start of `buf` (see the module doc for what is
@@ -62,25 +96,23 @@ pub fn classify<'a>(buf: &'a [u8], port: u16, secret: &Secret) -> Request<'a> {
     let mut request = httparse::Request::new(&mut headers);
     let head_len = match request.parse(buf) {
         Ok(httparse::Status::Complete(len)) => len,
-        Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD_BYTES => {
-            // Decide as early as the request line allows.
-            return match (request.method, request.path, request.version) {
-                (Some(m), _, _) if m != "POST" => Request::Other,
-                (_, Some(p), _) if p != "/inject" => Request::Other,
-                (_, _, Some(v)) if v != 1 => Request::Other,
-                _ => Request::Partial { head_done: false },
-            };
+        // Decide as early as the request line allows.
+        Ok(httparse::Status::Partial)
+            if buf.len() < MAX_HEAD_BYTES
+                && may_become_ordinary(request.method, request.path, request.version) =>
+        {
+            return Request::Partial { head_done: false };
         }
         _ => return Request::Other,
     };
-    if head_len > MAX_HEAD_BYTES
-        || request.method != Some("POST")
-        || request.path != Some("/inject")
-        || request.version != Some(1)
-    {
+    let Some(route) = route_of(request.method, request.path) else {
+        return Request::Other;
+    };
+    if head_len > MAX_HEAD_BYTES || request.version != Some(1) {
         return Request::Other;
     }
-    let (mut host, mut authorized, mut secrets, mut length) = (0, false, 0, None);
+    let (mut host, mut authorized, mut secrets) = (0, false, 0);
+    let (mut length, mut last_event_id, mut last_event_ids) = (None, None, 0);
     for header in request.headers.iter() {
         let name = header.name.as_bytes();
         let value = header.value;
@@ -98,13 +130,24 @@ pub fn classify<'a>(buf: &'a [u8], port: u16, secret: &Secret) -> Request<'a> {
             secrets += 1;
             authorized = secret.matches(value.trim_ascii());
         } else if name.eq_ignore_ascii_case(b"content-length") {
-            if length.is_some() {
+            // A GET with a body is hyper's to frame.
+            if length.is_some() || route == Route::Sse {
                 return Request::Other;
             }
             length = Some(match content_length(value) {
                 Some(len) => len,
                 None => return Request::Other,
             });
+        } else if name.eq_ignore_ascii_case(b"last-event-id") {
+            last_event_ids += 1;
+            // Not a number: hyper's route answers the 400.
+            last_event_id = match std::str::from_utf8(value).ok().map(str::trim) {
+                Some(id) => match id.parse::<u64>() {
+                    Ok(id) => Some(id),
+                    Err(_) => return Request::Other,
+                },
+                None => return Request::Other,
+            };
         } else if name.eq_ignore_ascii_case(b"connection") {
             if !value.trim_ascii().eq_ignore_ascii_case(b"keep-alive") {
                 return Request::Other;
@@ -117,12 +160,18 @@ pub fn classify<'a>(buf: &'a [u8], port: u16, secret: &Secret) -> Request<'a> {
             return Request::Other;
         }
     }
-    let Some(length) = length else {
-        return Request::Other;
-    };
-    if host != 1 || secrets != 1 || !authorized || length > MAX_BODY_BYTES {
+    if host != 1 || secrets != 1 || !authorized || last_event_ids > 1 {
         return Request::Other;
     }
+    if route == Route::Sse {
+        return Request::Sse {
+            len: head_len,
+            last_event_id,
+        };
+    }
+    let Some(length) = length.filter(|&length| length <= MAX_BODY_BYTES) else {
+        return Request::Other;
+    };
     let len = head_len + length;
     if buf.len() < len {
         return Request::Partial { head_done: true };
@@ -171,8 +220,14 @@ pub async fn serve(stream: &mut TcpStream, api: &Api) -> FastLane {
         let mut hand_over = false;
         let mut head_done = false;
         let mut tried = None;
+        let mut sse = None;
         loop {
             match classify(&buf[used..], st.port, &st.secret) {
+                Request::Sse { len, last_event_id } => {
+                    used += len;
+                    sse = Some(last_event_id);
+                    break;
+                }
                 Request::Inject { len, body } => match api.push_inject(body) {
                     Some((id, signal)) => {
                         answer_202(&mut answers, id, date.now());
@@ -214,6 +269,11 @@ pub async fn serve(stream: &mut TcpStream, api: &Api) -> FastLane {
             buf.drain(..used);
             deadline = Instant::now() + HEADER_READ_TIMEOUT;
         }
+        if let Some(last_event_id) = sse {
+            // The stream never ends, so nothing after it is ever answered
+            // (as with hyper).
+            return stream_sse(stream, api, last_event_id, date.now()).await;
+        }
         if hand_over {
             return FastLane::HandOver(Bytes::from(buf));
         }
@@ -252,6 +312,72 @@ pub async fn serve(stream: &mut TcpStream, api: &Api) -> FastLane {
             }
         }
     }
+}
+
+/// Bytes a client may send on an SSE connection before it is closed (it
+/// should send none: the stream never ends, so nothing more is answered).
+const SSE_INPUT_LIMIT: usize = 64 * 1024;
+
+/// Serve `GET /sse` on this connection until the client goes away: hyper's
+/// response head and chunked framing, byte for byte (the `date` aside), and
+/// the same hub stream as `routes::sse`.
+async fn stream_sse(
+    stream: &mut TcpStream,
+    api: &Api,
+    last_event_id: Option<u64>,
+    date: &[u8],
+) -> FastLane {
+    let st = api.state();
+    tracing::info!(?last_event_id, "SSE client connected");
+    tracing::debug!("SSE stream served by the fast lane");
+    let mut events = pin!(st.hub.subscribe(last_event_id, st.keepalive));
+    let mut out = Vec::with_capacity(512);
+    out.extend_from_slice(
+        b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\n\
+          x-accel-buffering: no\r\ntransfer-encoding: chunked\r\ndate: ",
+    );
+    out.extend_from_slice(date);
+    out.extend_from_slice(b"\r\n\r\n");
+    let mut ignored = 0usize;
+    let mut sink = [0u8; 1024];
+    loop {
+        if !out.is_empty() {
+            if let Err(err) = stream.write_all(&out).await {
+                tracing::debug!("SSE connection ended while writing: {err}");
+                return FastLane::Closed;
+            }
+            out.clear();
+        }
+        tokio::select! {
+            biased;
+            chunk = events.next() => {
+                let Some(Ok(chunk)) = chunk else { return FastLane::Closed };
+                frame_chunk(&mut out, &chunk);
+            }
+            read = stream.read(&mut sink) => match read {
+                // The client went away: drop the stream at once, so the hub
+                // stops counting it (a reply then waits for the next client
+                // instead of going to a dead one).
+                Ok(0) | Err(_) => return FastLane::Closed,
+                Ok(n) => {
+                    ignored += n;
+                    if ignored > SSE_INPUT_LIMIT {
+                        tracing::warn!(ignored, "SSE client kept sending after GET /sse; connection closed");
+                        return FastLane::Closed;
+                    }
+                }
+            },
+        }
+    }
+}
+
+/// One HTTP/1.1 chunk as hyper writes it: size in upper-case hex, CRLF, the
+/// data, CRLF.
+fn frame_chunk(out: &mut Vec<u8>, data: &[u8]) {
+    use std::io::Write;
+    let _ = write!(out, "{:X}\r\n", data.len());
+    out.extend_from_slice(data);
+    out.extend_from_slice(b"\r\n");
 }
 
 /// hyper's answer to an accepted inject, byte for byte (the `date` aside).
@@ -438,11 +564,96 @@ mod tests {
             Request::Other
         );
         // A request line that already says "not ordinary" does not wait.
+        for line in [
+            &b"GET /status HTTP/1.1\r\n"[..],
+            b"PUT ",
+            b"POST /sse HTTP/1.1\r\n",
+            b"GET /inject HTTP/1.1\r\n",
+            b"GET /sse HTTP/1.0\r\n",
+        ] {
+            assert_eq!(classify(line, PORT, &secret()), Request::Other, "{line:?}");
+        }
+        for line in [&b"GET "[..], b"GET /sse HTTP/1.1\r\n", b"POST "] {
+            assert_eq!(
+                classify(line, PORT, &secret()),
+                Request::Partial { head_done: false },
+                "{line:?}"
+            );
+        }
+    }
+
+    fn sse(extra: &str) -> String {
+        format!(
+            "GET /sse HTTP/1.1\r\nHost: 127.0.0.1:{PORT}\r\nAuthorization: Bearer s3cret\r\n{extra}\r\n"
+        )
+    }
+
+    #[test]
+    fn an_ordinary_sse_request_is_taken_with_its_last_event_id() {
+        let text = sse("Accept: text/event-stream\r\n");
         assert_eq!(
-            classify(b"GET /sse HTTP/1.1\r\n", PORT, &secret()),
-            Request::Other
+            classify(text.as_bytes(), PORT, &secret()),
+            Request::Sse {
+                len: text.len(),
+                last_event_id: None
+            }
         );
-        assert_eq!(classify(b"GET ", PORT, &secret()), Request::Other);
+        let text = sse("Last-Event-ID:  42 \r\n").replace("/sse", "/events");
+        assert_eq!(
+            classify(text.as_bytes(), PORT, &secret()),
+            Request::Sse {
+                len: text.len(),
+                last_event_id: Some(42)
+            }
+        );
+        // What follows is not part of it.
+        let two = sse("") + &sse("");
+        assert_eq!(
+            classify(two.as_bytes(), PORT, &secret()),
+            Request::Sse {
+                len: two.len() / 2,
+                last_event_id: None
+            }
+        );
+        for cut in 0..text.len() {
+            assert_eq!(
+                classify(&text.as_bytes()[..cut], PORT, &secret()),
+                Request::Partial { head_done: false },
+                "cut at {cut}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_unusual_sse_request_goes_to_hyper() {
+        for text in [
+            sse("Last-Event-ID: x\r\n"),
+            sse("Last-Event-ID: -1\r\n"),
+            sse("Last-Event-ID: 1\r\nLast-Event-ID: 2\r\n"),
+            sse("Content-Length: 0\r\n"),
+            sse("Transfer-Encoding: chunked\r\n"),
+            sse("Origin: http://localhost\r\n"),
+            sse("Connection: close\r\n"),
+            sse("").replace("Bearer s3cret", "Bearer nope"),
+            sse("").replace("GET", "HEAD"),
+            sse("").replace("/sse", "/sse?x"),
+        ] {
+            assert_eq!(
+                classify(text.as_bytes(), PORT, &secret()),
+                Request::Other,
+                "{text:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn chunks_are_framed_as_hyper_frames_them() {
+        let mut out = Vec::new();
+        frame_chunk(&mut out, b": connected\n\n");
+        assert_eq!(out, b"D\r\n: connected\n\n\r\n");
+        out.clear();
+        frame_chunk(&mut out, &[b'x'; 300]);
+        assert!(out.starts_with(b"12C\r\nxxx") && out.ends_with(b"x\r\n"));
     }
 
     #[test]
