@@ -1,27 +1,27 @@
-//! The `/inject` fast lane: ordinary inject requests answered without hyper.
+//! The fast lane: the two hot requests answered without hyper.
 //!
-//! `/inject` is what every event pays for, and on it hyper's general
-//! machinery (header map, body channel, boxed service future, response
-//! encoder) was about a third of the plugin's work per event and most of its
-//! code footprint, which is what a CPU woken for each event has to fetch
-//! again. So each connection starts here: requests are parsed with
-//! `httparse` (the parser hyper uses, same configuration), and one that is
-//! an ordinary, complete, authorized `POST /inject` with a valid body is
-//! pushed and answered `202` in the very bytes hyper would have written. An
-//! ordinary `GET /sse` (or `/events`) is served here too: hyper's response
-//! head and chunked framing around the same hub stream, so a reply reaches
-//! its SSE client without hyper's dispatcher either.
+//! `POST /inject` is what every event pays for, and `GET /sse` carries every
+//! reply; on them hyper's general machinery (header map, body channel, boxed
+//! service future, dispatcher, encoder) was about a third of the plugin's
+//! work per event and most of its code footprint, which is what a CPU woken
+//! for each event has to fetch again. So each connection starts here:
+//! requests are parsed with `httparse` (the parser hyper uses, same
+//! configuration). An ordinary, complete, authorized `POST /inject` with a
+//! valid body is pushed and answered `202` in the very bytes hyper would have
+//! written; an ordinary `GET /sse` (or `/events`) is streamed in hyper's
+//! response head and chunked framing around the same hub stream.
 //!
 //! Everything else, at the first byte that is not ordinary, goes to hyper
 //! with the connection and every byte read so far ([`FastLane::HandOver`]):
-//! other routes, other methods (`HEAD` too), HTTP/1.0, any `Origin`, `Expect`,
-//! `Transfer-Encoding`, `Upgrade` or `Connection` other than `keep-alive`, a
-//! repeated `Host`, secret, `Content-Length` or `Last-Event-ID`, a
-//! `Last-Event-ID` that is not a number, a `GET` with a body, a body over the cap, a wrong
-//! secret or Host, a body the shortcut does not accept, a push the core
-//! refuses. hyper then answers exactly as if it had read the connection from
-//! the start, including every refusal and its log line: the fast lane never
-//! refuses anything itself, so there is one place that says no.
+//! other routes, other methods (`HEAD` too), HTTP/1.0, any `Origin`,
+//! `Expect`, `Transfer-Encoding`, `Upgrade` or `Connection` other than
+//! `keep-alive`, a repeated `Host`, secret, `Content-Length` or
+//! `Last-Event-ID`, a `Last-Event-ID` that is not a number, a `GET` with a
+//! body, a body over the cap, a wrong secret or Host, a body the shortcut
+//! does not accept, a push the core refuses. hyper then answers exactly as
+//! if it had read the connection from the start, including every refusal and
+//! its log line: the fast lane never refuses anything itself, so there is
+//! one place that says no. (A connection handed over stays with hyper.)
 //!
 //! The header-read timeout holds here too: a request that has not sent its
 //! headers within [`HEADER_READ_TIMEOUT`] of the lane starting to wait for it
