@@ -3,11 +3,11 @@
 //! Without them (`axum::serve`, used before, had neither) any local user (no
 //! secret needed) could hold connections open forever by never finishing
 //! their request headers and exhaust the plugin's file descriptors.
-//! Here each connection starts in the `/inject` fast lane (`fast_lane.rs`,
-//! which keeps the same header-read timeout) and is driven by hyper's HTTP/1
-//! server with a header-read timeout from the first request the lane hands
-//! over; at most [`MAX_CONNECTIONS`] are served at once; past that, new
-//! connections are accepted and closed at once (logged).
+//! Here each connection starts in the fast lane (`fast_lane.rs`, which keeps
+//! the same header-read timeout) and is driven by hyper's HTTP/1 server with
+//! a header-read timeout from the first request the lane hands over; at most
+//! [`MAX_CONNECTIONS`] are served at once; past that, new connections are
+//! accepted and closed at once (logged).
 
 use std::sync::Arc;
 use std::time::Duration;
