@@ -17,15 +17,11 @@
 //! `Expect`, `Transfer-Encoding`, `Upgrade` or `Connection` other than
 //! `keep-alive`, a repeated `Host`, secret, `Content-Length` or
 //! `Last-Event-ID`, a `Last-Event-ID` that is not a number, a `GET` with a
-//! body, a body over the cap, a wrong secret or Host. hyper then answers
-//! exactly as if it had read the connection from the start, including every
-//! refusal and its log line. (A connection handed over stays with hyper.)
-//!
-//! An ordinary request whose body is refused (a 400 for bad JSON or meta, a
-//! 503 when the core is full) stays here: the lane asks the route's own
-//! `routes::inject_bytes`, which decides, words and logs the refusal as for
-//! hyper, and writes that response as hyper would. The lane never refuses
-//! anything itself, so there is one place that says no.
+//! body, a body over the cap, a wrong secret or Host, a body the shortcut
+//! does not accept, a push the core refuses. hyper then answers exactly as
+//! if it had read the connection from the start, including every refusal and
+//! its log line: the fast lane never refuses anything itself, so there is
+//! one place that says no. (A connection handed over stays with hyper.)
 //!
 //! The header-read timeout holds here too: a request that has not sent its
 //! headers within [`HEADER_READ_TIMEOUT`] of the lane starting to wait for it
@@ -43,9 +39,7 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use super::auth::{host_names_listener, Secret};
-use hyper::Response;
-
-use super::routes::{Api, ApiBody, InjectOutcome, MAX_BODY_BYTES};
+use super::routes::{Api, MAX_BODY_BYTES};
 use super::serve::HEADER_READ_TIMEOUT;
 
 /// Headers an ordinary request carries (curl sends 5, browsers ~15); more
@@ -234,22 +228,19 @@ pub async fn serve(stream: &mut TcpStream, api: &Api) -> FastLane {
                     sse = Some(last_event_id);
                     break;
                 }
-                Request::Inject { len, body } => {
-                    match api.inject_fast(body) {
-                        InjectOutcome::Pushed { id, written } => {
-                            answer_202(&mut answers, id, date.now());
-                            // The writer goes in order: the last event's
-                            // signal covers the batch.
-                            tried = written;
-                        }
-                        // The route's own answer (a 400 for the body, a 503
-                        // when the core is full), written as hyper would.
-                        InjectOutcome::Refused(response) => {
-                            write_response(&mut answers, response, date.now())
-                        }
+                Request::Inject { len, body } => match api.push_inject(body) {
+                    Some((id, signal)) => {
+                        answer_202(&mut answers, id, date.now());
+                        used += len;
+                        // The writer goes in order: the last event's signal
+                        // covers the batch.
+                        tried = signal;
                     }
-                    used += len;
-                }
+                    None => {
+                        hand_over = true;
+                        break;
+                    }
+                },
                 Request::Partial { head_done: done } => {
                     head_done = done;
                     break;
@@ -387,31 +378,6 @@ fn frame_chunk(out: &mut Vec<u8>, data: &[u8]) {
     let _ = write!(out, "{:X}\r\n", data.len());
     out.extend_from_slice(data);
     out.extend_from_slice(b"\r\n");
-}
-
-/// A one-chunk response as hyper writes it: status line, the response's
-/// headers in order, `content-length`, `date`, the body. (Only the routes'
-/// JSON answers come here; they never set a length themselves.)
-fn write_response(out: &mut Vec<u8>, response: Response<ApiBody>, date: &[u8]) {
-    use std::io::Write;
-    let (parts, body) = response.into_parts();
-    let body = body.into_bytes().unwrap_or_default();
-    let _ = write!(
-        out,
-        "HTTP/1.1 {} {}\r\n",
-        parts.status.as_str(),
-        parts.status.canonical_reason().unwrap_or("")
-    );
-    for (name, value) in &parts.headers {
-        out.extend_from_slice(name.as_str().as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
-    }
-    let _ = write!(out, "content-length: {}\r\ndate: ", body.len());
-    out.extend_from_slice(date);
-    out.extend_from_slice(b"\r\n\r\n");
-    out.extend_from_slice(&body);
 }
 
 /// hyper's answer to an accepted inject, byte for byte (the `date` aside).
@@ -677,67 +643,6 @@ mod tests {
                 Request::Other,
                 "{text:?}"
             );
-        }
-    }
-
-    /// The lane writes a refusal in the bytes hyper writes for the same
-    /// response: both serialize the route's real 400 and 503 (the core's
-    /// queue held at zero), hyper through a real connection in memory.
-    #[tokio::test]
-    async fn refusals_are_written_as_hyper_writes_them() {
-        use crate::http::routes::{inject_bytes, AppState};
-        use crate::http::sse::Hub;
-        use crate::mcp::{Core, CoreConfig};
-        use std::sync::Arc;
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-        let mut config = CoreConfig::new("t");
-        config.max_held = 0;
-        let (_core, handle) = Core::new(config);
-        let st = Arc::new(AppState {
-            core: handle,
-            hub: Arc::new(Hub::new(4)),
-            secret: secret(),
-            port: PORT,
-            session_id: String::new(),
-            keepalive: std::time::Duration::from_secs(60),
-        });
-        let refusal = |body: &'static [u8]| match inject_bytes(&st, body, false) {
-            InjectOutcome::Refused(response) => response,
-            InjectOutcome::Pushed { .. } => panic!("{body:?} was accepted"),
-        };
-        for body in [
-            &b"{not json"[..],
-            br#"{"content":"x","meta":{"bad-key":"v"}}"#,
-            br#"{"content":"held at zero"}"#,
-        ] {
-            let (near, mut far) = tokio::io::duplex(1 << 16);
-            let response = std::sync::Mutex::new(Some(refusal(body)));
-            let service = hyper::service::service_fn(move |_request| {
-                let response = response.lock().unwrap().take().unwrap();
-                async move { Ok::<_, std::convert::Infallible>(response) }
-            });
-            let serving = tokio::spawn(
-                hyper::server::conn::http1::Builder::new()
-                    .serve_connection(hyper_util::rt::TokioIo::new(near), service),
-            );
-            far.write_all(b"POST /inject HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
-                .await
-                .unwrap();
-            let mut from_hyper = Vec::new();
-            far.read_to_end(&mut from_hyper).await.unwrap();
-            serving.await.unwrap().unwrap();
-            let from_hyper = String::from_utf8(from_hyper).unwrap();
-            let date = from_hyper
-                .split("date: ")
-                .nth(1)
-                .and_then(|rest| rest.split("\r\n").next())
-                .expect("hyper wrote a date");
-            let mut from_lane = Vec::new();
-            write_response(&mut from_lane, refusal(body), date.as_bytes());
-            // hyper says `connection: close` because this client asked it to.
-            let expected = from_hyper.replace("connection: close\r\n", "");
-            assert_eq!(String::from_utf8(from_lane).unwrap(), expected);
         }
     }
 

@@ -111,15 +111,18 @@ impl Api {
         &self.state
     }
 
-    /// The fast lane's inject (`fast_lane.rs`): [`inject_bytes`] with the
-    /// writer's signal from [`CoreHandle::push_tracked`]. A refusal comes
-    /// back as the response (and log line) the hyper route gives.
-    pub(crate) fn inject_fast(&self, body: &[u8]) -> InjectOutcome {
-        let outcome = inject_bytes(&self.state, body, true);
-        if let InjectOutcome::Pushed { id, .. } = &outcome {
-            tracing::debug!(id, "event injected (fast lane)");
-        }
-        outcome
+    /// The fast lane's inject (`fast_lane.rs`): push the event of a body the
+    /// shortcut accepts, with the writer's signal from
+    /// [`CoreHandle::push_tracked`]. `None` for any refusal, said nowhere:
+    /// the lane then hands the request to [`Api::handle`], which says it.
+    pub(crate) fn push_inject(
+        &self,
+        body: &[u8],
+    ) -> Option<(EventId, Option<oneshot::Receiver<()>>)> {
+        let event = event_of(InjectBody::parse(body).ok()?);
+        let pushed = self.state.core.push_tracked(event).ok()?;
+        tracing::debug!(id = pushed.0, "event injected (fast lane)");
+        Some(pushed)
     }
 
     /// Answer one request. Generic over the body so tests and the fuzz
@@ -209,14 +212,6 @@ enum BodyKind {
 impl ApiBody {
     fn once(bytes: impl Into<Bytes>) -> ApiBody {
         ApiBody(BodyKind::Once(Some(bytes.into())))
-    }
-
-    /// The whole body of a one-chunk response; `None` for a stream.
-    pub(crate) fn into_bytes(self) -> Option<Bytes> {
-        match self.0 {
-            BodyKind::Once(bytes) => Some(bytes.unwrap_or_default()),
-            BodyKind::Stream(_) => None,
-        }
     }
 }
 
@@ -451,45 +446,43 @@ fn event_of(body: InjectBody) -> ChannelEvent {
     ChannelEvent { content, meta }
 }
 
-/// What `/inject` makes of a body it has read.
-pub(crate) enum InjectOutcome {
-    /// The event was pushed; `written` is the writer's signal when asked for.
-    Pushed {
-        id: EventId,
-        written: Option<oneshot::Receiver<()>>,
-    },
-    /// The answer that refuses it (400 or 503), already logged.
-    Refused(Response<ApiBody>),
-}
-
-/// `/inject` after the body is read: the one place that decides and words
-/// its refusals, for hyper's route and the fast lane alike.
-pub(crate) fn inject_bytes(st: &AppState, bytes: &[u8], track: bool) -> InjectOutcome {
-    let body = match InjectBody::parse(bytes) {
+async fn inject<B>(st: &AppState, body: B) -> Response<ApiBody>
+where
+    B: Body<Data = Bytes>,
+    B::Error: Display,
+{
+    let bytes = match read_capped(body, "/inject").await {
+        Ok(bytes) => bytes,
+        Err(response) => return response,
+    };
+    let body = match InjectBody::parse(&bytes) {
         Ok(body) => body,
-        Err(InjectBodyError::Body(message)) => {
-            return InjectOutcome::Refused(bad_request("/inject", message))
-        }
+        Err(InjectBodyError::Body(message)) => return bad_request("/inject", message),
         Err(InjectBodyError::Meta(err)) => {
             tracing::warn!(route = "/inject", "400: {err}");
             let keys = match &err {
                 MetaError::InvalidEntries(_) => err.keys(),
                 MetaError::NotAnObject { .. } => Vec::new(),
             };
-            return InjectOutcome::Refused(json_value(
+            return json_value(
                 StatusCode::BAD_REQUEST,
                 &json!({ "error": err.to_string(), "keys": keys }),
-            ));
+            );
         }
     };
-    let event = event_of(body);
-    let pushed = if track {
-        st.core.push_tracked(event)
-    } else {
-        st.core.push(event).map(|id| (id, None))
-    };
-    match pushed {
-        Ok((id, written)) => InjectOutcome::Pushed { id, written },
+    match st.core.push(event_of(body)) {
+        Ok(id) => {
+            // Per-event success is debug: an info line (a stderr write) per event
+            // would sit on the hot path. Refusals stay at warn.
+            tracing::debug!(id, "event injected");
+            // Let the stdout writer (woken by the push) run before this
+            // task writes the 202: the notification is what the caller waits
+            // for, and on a one-thread runtime it would otherwise queue
+            // behind the response's own write.
+            tokio::task::yield_now().await;
+            // `{"id":"<n>"}`: the id is digits, nothing to escape.
+            json_response(StatusCode::ACCEPTED, format!("{{\"id\":\"{id}\"}}"))
+        }
         Err(err) => {
             tracing::warn!(route = "/inject", "503: {err}");
             let retry = match &err {
@@ -502,34 +495,8 @@ pub(crate) fn inject_bytes(st: &AppState, bytes: &[u8], track: bool) -> InjectOu
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(retry));
-            InjectOutcome::Refused(response)
+            response
         }
-    }
-}
-
-async fn inject<B>(st: &AppState, body: B) -> Response<ApiBody>
-where
-    B: Body<Data = Bytes>,
-    B::Error: Display,
-{
-    let bytes = match read_capped(body, "/inject").await {
-        Ok(bytes) => bytes,
-        Err(response) => return response,
-    };
-    match inject_bytes(st, &bytes, false) {
-        InjectOutcome::Pushed { id, .. } => {
-            // Per-event success is debug: an info line (a stderr write) per event
-            // would sit on the hot path. Refusals stay at warn.
-            tracing::debug!(id, "event injected");
-            // Let the stdout writer (woken by the push) run before this
-            // task writes the 202: the notification is what the caller waits
-            // for, and on a one-thread runtime it would otherwise queue
-            // behind the response's own write.
-            tokio::task::yield_now().await;
-            // `{"id":"<n>"}`: the id is digits, nothing to escape.
-            json_response(StatusCode::ACCEPTED, format!("{{\"id\":\"{id}\"}}"))
-        }
-        InjectOutcome::Refused(response) => response,
     }
 }
 
