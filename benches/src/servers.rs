@@ -147,6 +147,36 @@ pub fn command_for(kind: Kind) -> anyhow::Result<Vec<String>> {
     })
 }
 
+/// How long a server may write nothing on stdout while the driver waits for
+/// a line before its round fails.
+pub const STDOUT_SILENCE: Duration = Duration::from_secs(30);
+
+/// Block until `fd` has something to read (or its writer closed), at most
+/// `timeout`.
+fn wait_readable(fd: &impl std::os::fd::AsRawFd, timeout: Duration) -> anyhow::Result<()> {
+    let mut pfd = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let ms = i32::try_from(left.as_millis()).unwrap_or(i32::MAX);
+        // SAFETY: one valid pollfd, count 1.
+        match unsafe { libc::poll(&mut pfd, 1, ms) } {
+            n if n > 0 => return Ok(()),
+            0 => bail!("timed out"),
+            _ => {
+                let err = std::io::Error::last_os_error();
+                if err.kind() != std::io::ErrorKind::Interrupted {
+                    return Err(err.into());
+                }
+            }
+        }
+    }
+}
+
 /// The discovery record every server writes.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Discovery {
@@ -215,17 +245,37 @@ impl Running {
         Ok(())
     }
 
-    /// The next stdout line (without `\n`) into `line`.
+    /// The next stdout line (without `\n`) into `line`. A server silent for
+    /// [`STDOUT_SILENCE`] fails the call (and so its round) with an error,
+    /// instead of hanging the run on a lost event or a stuck server.
     pub fn read_line(&mut self, line: &mut Vec<u8>) -> anyhow::Result<()> {
         line.clear();
-        let n = self.stdout.read_until(b'\n', line)?;
-        if n == 0 {
-            bail!("{} closed stdout", self.kind.name());
+        loop {
+            if self.stdout.buffer().is_empty() {
+                wait_readable(self.stdout.get_ref(), STDOUT_SILENCE).with_context(|| {
+                    format!(
+                        "{} wrote nothing on stdout for {STDOUT_SILENCE:?} (a lost event, or a stuck server)",
+                        self.kind.name()
+                    )
+                })?;
+            }
+            let available = self.stdout.fill_buf()?;
+            if available.is_empty() {
+                bail!("{} closed stdout", self.kind.name());
+            }
+            match available.iter().position(|&b| b == b'\n') {
+                Some(end) => {
+                    line.extend_from_slice(&available[..end]);
+                    self.stdout.consume(end + 1);
+                    return Ok(());
+                }
+                None => {
+                    let n = available.len();
+                    line.extend_from_slice(available);
+                    self.stdout.consume(n);
+                }
+            }
         }
-        if line.last() == Some(&b'\n') {
-            line.pop();
-        }
-        Ok(())
     }
 
     /// Read lines until the response to `id`; other lines are skipped.
@@ -287,5 +337,23 @@ impl Drop for Running {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
+    }
+}
+
+#[cfg(test)]
+mod wait_tests {
+    use super::*;
+    use std::os::unix::net::UnixStream;
+
+    #[test]
+    fn waiting_for_a_silent_stream_times_out_and_data_or_a_close_ends_it() {
+        let (mut near, far) = UnixStream::pair().unwrap();
+        let err = wait_readable(&far, Duration::from_millis(50)).unwrap_err();
+        assert!(err.to_string().contains("timed out"), "{err:#}");
+        near.write_all(b"x").unwrap();
+        wait_readable(&far, Duration::from_secs(30)).unwrap();
+        let (near, far) = UnixStream::pair().unwrap();
+        drop(near);
+        wait_readable(&far, Duration::from_secs(30)).unwrap();
     }
 }
