@@ -60,6 +60,21 @@ impl Secret {
     }
 }
 
+impl Secret {
+    /// An `Authorization` value that is `Bearer <secret>` (scheme in any
+    /// case, blanks around the token ignored).
+    pub(crate) fn matches_authorization(&self, value: &[u8]) -> bool {
+        value.len() > 7
+            && value[..7].eq_ignore_ascii_case(b"bearer ")
+            && self.matches(value[7..].trim_ascii())
+    }
+
+    /// An `X-OPZero-Secret` value that is the secret (blanks ignored).
+    pub(crate) fn matches_secret_header(&self, value: &[u8]) -> bool {
+        self.matches(value.trim_ascii())
+    }
+}
+
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Secret(<redacted>)")
@@ -71,17 +86,13 @@ pub fn check_secret(headers: &HeaderMap, secret: &Secret) -> Result<(), &'static
     let mut presented = false;
     for value in headers.get_all(header::AUTHORIZATION) {
         presented = true;
-        let bytes = value.as_bytes();
-        if bytes.len() > 7 && bytes[..7].eq_ignore_ascii_case(b"bearer ") {
-            let token = bytes[7..].trim_ascii();
-            if secret.matches(token) {
-                return Ok(());
-            }
+        if secret.matches_authorization(value.as_bytes()) {
+            return Ok(());
         }
     }
     for value in headers.get_all(SECRET_HEADER) {
         presented = true;
-        if secret.matches(value.as_bytes().trim_ascii()) {
+        if secret.matches_secret_header(value.as_bytes()) {
             return Ok(());
         }
     }
@@ -118,18 +129,7 @@ pub(crate) fn host_names_listener(host: &[u8], port: u16) -> bool {
         return false;
     };
     // The port exactly as the listener would print it: no sign, no leading zero.
-    let mut expected = [0u8; 5];
-    let mut at = expected.len();
-    let mut rest = port;
-    loop {
-        at -= 1;
-        expected[at] = b'0' + (rest % 10) as u8;
-        rest /= 10;
-        if rest == 0 {
-            break;
-        }
-    }
-    digits == &expected[at..]
+    digits == super::decimal::Decimal::of(u64::from(port)).as_bytes()
 }
 
 /// A browser Origin, when present, must be a loopback one (any port: the

@@ -39,6 +39,7 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use super::auth::{host_names_listener, Secret};
+use super::decimal::Decimal;
 use super::routes::{Api, MAX_BODY_BYTES};
 use super::serve::HEADER_READ_TIMEOUT;
 
@@ -123,12 +124,10 @@ pub fn classify<'a>(buf: &'a [u8], port: u16, secret: &Secret) -> Request<'a> {
             }
         } else if name.eq_ignore_ascii_case(b"authorization") {
             secrets += 1;
-            authorized = value.len() > 7
-                && value[..7].eq_ignore_ascii_case(b"bearer ")
-                && secret.matches(value[7..].trim_ascii());
+            authorized = secret.matches_authorization(value);
         } else if name.eq_ignore_ascii_case(super::auth::SECRET_HEADER.as_bytes()) {
             secrets += 1;
-            authorized = secret.matches(value.trim_ascii());
+            authorized = secret.matches_secret_header(value);
         } else if name.eq_ignore_ascii_case(b"content-length") {
             // A GET with a body is hyper's to frame.
             if length.is_some() || route == Route::Sse {
@@ -382,37 +381,17 @@ fn frame_chunk(out: &mut Vec<u8>, data: &[u8]) {
 
 /// hyper's answer to an accepted inject, byte for byte (the `date` aside).
 fn answer_202(out: &mut Vec<u8>, id: u64, date: &[u8]) {
-    let mut digits = itoa_buf();
-    let id = fmt_u64(&mut digits, id);
-    let body_len = 9 + id.len(); // {"id":"<id>"}
-    let mut len_digits = itoa_buf();
-    let body_len = fmt_u64(&mut len_digits, body_len as u64);
+    let id = Decimal::of(id);
+    let body_len = Decimal::of(9 + id.as_bytes().len() as u64); // {"id":"<id>"}
     out.extend_from_slice(
         b"HTTP/1.1 202 Accepted\r\ncontent-type: application/json\r\ncontent-length: ",
     );
-    out.extend_from_slice(body_len);
+    out.extend_from_slice(body_len.as_bytes());
     out.extend_from_slice(b"\r\ndate: ");
     out.extend_from_slice(date);
     out.extend_from_slice(b"\r\n\r\n{\"id\":\"");
-    out.extend_from_slice(id);
+    out.extend_from_slice(id.as_bytes());
     out.extend_from_slice(b"\"}");
-}
-
-fn itoa_buf() -> [u8; 20] {
-    [0; 20]
-}
-
-/// `n` in decimal, written at the end of `buf`.
-fn fmt_u64(buf: &mut [u8; 20], mut n: u64) -> &[u8] {
-    let mut at = buf.len();
-    loop {
-        at -= 1;
-        buf[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            return &buf[at..];
-        }
-    }
 }
 
 /// The `date` header value, formatted once per second (as hyper caches it).

@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod body;
 pub mod bridge;
+mod decimal;
 pub mod discovery;
 pub mod fast_lane;
 pub mod rewind;
